@@ -1,0 +1,1 @@
+"""DICOM ingest: receivers, validation and quarantine, the catalog, series assembly."""

@@ -1,0 +1,1 @@
+"""VoxCast render engine: patient-space geometry and rendering kernels (no I/O)."""

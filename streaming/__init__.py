@@ -1,0 +1,1 @@
+"""VoxCast server: HTTP API, DICOMweb, render sessions and streaming."""

@@ -1,0 +1,1 @@
+"""Volume cache: the Zarr volume format, storage tiers and in-memory caches."""
