@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 from ingest.errors import NotDicomError

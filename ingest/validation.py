@@ -10,7 +10,6 @@ How strict the rules are is a parameter (:class:`ValidationPolicy`), never a glo
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,6 +17,8 @@ from enum import StrEnum
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
+
+from ingest.pixels import decode_frames
 
 ERROR = "error"
 WARNING = "warning"
@@ -163,9 +164,7 @@ def _check_pixels(ds: Dataset, policy: ValidationPolicy, report: Report) -> None
     if not policy.decode_compressed:
         return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
+        arr = decode_frames(ds)  # pydicom's plugins, SimpleITK for 12-bit JPEG Extended
         if arr.size == 0 or not np.all(np.isfinite(arr.reshape(-1)[:16])):
             raise ValueError("decoded to an empty or non-finite array")
     except Exception as exc:

@@ -1,0 +1,62 @@
+# VoxCast — two commands do all the set-up on a fresh machine:
+#   make serve   create .venv, install, import the demo study, start the server
+#   make test    install what the tests need (Python packages, dcmtk) and run the test suite
+
+PYTHON    ?= python3
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+VOXCAST   := $(VENV)/bin/voxcast
+DATA_DIR  ?= ./voxcast-data
+DEMO      ?= ../shared/data/petct-acrin042
+PYTEST_ARGS ?=
+
+.PHONY: serve test install install-test system-test-deps demo bench-ingest clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# dcmtk is a real third-party DICOM peer for the tests (storescu, echoscu, storescp).
+system-test-deps:
+	@command -v storescu >/dev/null && command -v echoscu >/dev/null || { \
+	  echo "installing dcmtk (Debian package) for the DICOM peer tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dcmtk; }
+
+# Import the demo study once per data directory: the ACRIN PET-CT when present, otherwise
+# the synthetic phantom study that VoxCast generates itself.
+demo: install
+	@if [ -f "$(DATA_DIR)/.demo-imported" ]; then \
+	  echo "demo study already imported into $(DATA_DIR)"; \
+	elif [ -d "$(DEMO)" ]; then \
+	  echo "importing the demo PET-CT study from $(DEMO)"; \
+	  $(VOXCAST) ingest --data-dir "$(DATA_DIR)" "$(DEMO)" && touch "$(DATA_DIR)/.demo-imported"; \
+	else \
+	  echo "The demo study $(DEMO) is not here. Import your own studies with:"; \
+	  echo "    $(VOXCAST) ingest --data-dir $(DATA_DIR) PATH_TO_DICOM_FOLDER_OR_ZIP"; \
+	  echo "or send them to the DICOM SCP (AE VOXCAST, port 11112) or STOW-RS (/dicomweb/studies)."; \
+	  echo "Meanwhile, importing a synthetic phantom study (patient SYNTHETIC^PHANTOM)."; \
+	  $(VOXCAST) phantom --data-dir "$(DATA_DIR)" && touch "$(DATA_DIR)/.demo-imported"; \
+	fi
+
+serve: demo
+	$(VOXCAST) serve --data-dir "$(DATA_DIR)"
+
+test: install-test system-test-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-ingest: install-test system-test-deps
+	$(PY) -m benchmarks.ingest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
