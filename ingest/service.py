@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ingest import dicom_io
@@ -60,8 +61,60 @@ class StoreOutcome:
         return "; ".join(chosen)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Version:
+    version: int
+    sha256: str
+    series_uid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SeriesKey:
+    pk: int
+    study_uid: str
+    modality: str
+    volumetric: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StudyKey:
+    pk: int
+    patient: tuple[str, str]  # (PatientID, IssuerOfPatientID)
+
+
+@dataclass(slots=True)
+class _Created:
+    studies: dict[str, _StudyKey] = field(default_factory=dict)
+    series: dict[str, _SeriesKey] = field(default_factory=dict)
+
+
+class _Staging:
+    """The staged copy of one received instance (see :meth:`InstanceFiles.stage`).
+
+    Bytes already archived (a re-send) are not staged at all unless they must be quarantined.
+    """
+
+    def __init__(self, service: IngestService, data: bytes, *, known: bool) -> None:
+        self._service, self._data = service, data
+        self._future = None if known else service._io.submit(service.files.stage, data)
+
+    def path(self) -> Path:
+        if self._future is None:
+            return self._service.files.stage(self._data)
+        return self._future.result()
+
+    def discard(self) -> None:
+        if self._future is not None:
+            self._service.files.discard(self._future.result())
+
+
 class IngestService:
-    """Archive and catalog instances. Thread-safe: receivers call it from many threads."""
+    """Archive and catalog instances. Thread-safe: receivers call it from many threads.
+
+    Which study a series belongs to, and which patient a study, never changes once recorded
+    (nothing is deleted within the retention period, R9), so these keys are cached: a stored
+    instance then costs one query, one insert and one update.
+    """
 
     def __init__(self, *, data_dir: Path, catalog: Catalog,
                  policy: ValidationPolicy | None = None) -> None:
@@ -69,6 +122,12 @@ class IngestService:
         self.catalog = catalog
         self.files = InstanceFiles(data_dir)
         self.policy = policy or ValidationPolicy()
+        self._series: dict[str, _SeriesKey] = {}
+        self._studies: dict[str, _StudyKey] = {}
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="voxcast-stage")
+
+    def close(self) -> None:
+        self._io.shutdown(wait=True)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -81,17 +140,19 @@ class IngestService:
         a bad instance comes back as ``QUARANTINED`` with its findings.
         """
         sha = sha256_hex(data)
+        # The file's flush to disk (the slowest step) runs while the data set is parsed and
+        # validated; the staged file is then renamed into the archive or the quarantine.
+        staging = _Staging(self, data, known=self._is_archived(sha))
+        kw = {"source": source, "calling_ae_title": calling_ae_title, "origin": origin}
         try:
             parsed = dicom_io.read_dataset(data)
         except NotDicomError as exc:
             finding = Finding(rule=Rule.NOT_DICOM.value, severity=ERROR, message=str(exc))
-            return self._quarantine(data, sha, [finding], None, source=source,
-                                    calling_ae_title=calling_ae_title, origin=origin)
+            return self._quarantine(data, sha, [finding], None, staging.path(), **kw)
         ds = parsed.dataset
         findings = validate(ds, self.policy)
         if any(f.severity == ERROR for f in findings):
-            return self._quarantine(data, sha, findings, ds, source=source,
-                                    calling_ae_title=calling_ae_title, origin=origin)
+            return self._quarantine(data, sha, findings, ds, staging.path(), **kw)
 
         sop_uid = str(ds.SOPInstanceUID)
         study_uid = str(ds.StudyInstanceUID)
@@ -99,141 +160,180 @@ class IngestService:
         ids = {"sop_class_uid": str(ds.SOPClassUID), "sop_instance_uid": sop_uid,
                "study_instance_uid": study_uid, "series_instance_uid": series_uid}
 
-        with self.catalog.session() as session:
-            if self._find_version(session, sop_uid, sha) is not None:
-                return StoreOutcome(status=StoreStatus.DUPLICATE, sha256=sha,
-                                    findings=tuple(findings), **ids)
-            conflicts = self._consistency(session, ds)
+        versions = self._versions(sop_uid)
+        if any(v.sha256 == sha for v in versions):
+            staging.discard()
+            return StoreOutcome(status=StoreStatus.DUPLICATE, sha256=sha,
+                                findings=tuple(findings), **ids)
+        conflicts = self._consistency(ds, versions)
         if conflicts:
-            return self._quarantine(data, sha, findings + conflicts, ds, source=source,
-                                    calling_ae_title=calling_ae_title, origin=origin)
+            return self._quarantine(data, sha, findings + conflicts, ds, staging.path(), **kw)
 
         relpath = self.files.instance_relpath(study_uid, series_uid, sop_uid, sha)
-        self.files.write(relpath, data, sha256=sha)  # outside the lock: files write in parallel
+        self.files.publish(staging.path(), relpath)  # outside the lock: in parallel
 
-        with self.catalog.writing() as session:
-            if self._find_version(session, sop_uid, sha) is not None:  # raced with a twin
+        with self.catalog.write_lock:
+            versions = self._versions(sop_uid)  # again, under the lock: a twin may have won
+            if any(v.sha256 == sha for v in versions):
                 return StoreOutcome(status=StoreStatus.DUPLICATE, sha256=sha,
                                     findings=tuple(findings), **ids)
-            conflicts = self._consistency(session, ds)
-            if conflicts:
-                session.rollback()
-                return self._quarantine(data, sha, findings + conflicts, ds, source=source,
-                                        calling_ae_title=calling_ae_title, origin=origin)
-            earlier = session.scalars(select(Instance).where(
-                Instance.sop_instance_uid == sop_uid)).all()
-            status = StoreStatus.STORED
-            version = 1
-            if earlier:
-                status = StoreStatus.NEW_VERSION
-                version = max(i.version for i in earlier) + 1
-                for old in earlier:
-                    old.is_current = False
-                    old.version_conflict = True
+            status, version = StoreStatus.STORED, 1
+            if versions:
+                status, version = StoreStatus.NEW_VERSION, max(v.version for v in versions) + 1
                 findings = findings + [Finding(
                     rule=Rule.DUPLICATE.value, severity=WARNING,
                     message=f"SOP Instance UID received before with different content; kept as "
                             f"version {version}, earlier versions kept")]
-            series = self._upsert_hierarchy(session, ds)
-            series.last_received_at = utcnow()
-            if series.volume_state != "not_volumetric":
-                series.volume_state = "pending"
-            session.add(Instance(
-                sop_instance_uid=sop_uid, version=version, is_current=True,
-                version_conflict=bool(earlier), series=series,
-                sop_class_uid=str(ds.SOPClassUID),
-                instance_number=dicom_io.integer(ds, "InstanceNumber"),
-                rows=dicom_io.integer(ds, "Rows"), columns=dicom_io.integer(ds, "Columns"),
-                number_of_frames=dicom_io.integer(ds, "NumberOfFrames") or 1,
-                transfer_syntax_uid=parsed.transfer_syntax_uid, file_path=relpath,
-                sha256=sha, size_bytes=len(data), source=source,
-                calling_ae_title=calling_ae_title[:16],
-                institution_name=dicom_io.text(ds, "InstitutionName")[:64],
-                has_file_meta=parsed.has_file_meta,
-                warnings_json=json.dumps([f.to_json() for f in findings])))
+            with self.catalog.engine.begin() as conn:
+                with Session(bind=conn) as session:  # joins conn's transaction
+                    series_key, created = self._ensure_hierarchy(session, ds)
+                if versions:
+                    conn.execute(update(Instance).where(
+                        Instance.sop_instance_uid == sop_uid).values(
+                        is_current=False, version_conflict=True))
+                conn.execute(insert(Instance).values(
+                    sop_instance_uid=sop_uid, version=version, is_current=True,
+                    version_conflict=bool(versions), series_pk=series_key.pk,
+                    sop_class_uid=str(ds.SOPClassUID),
+                    instance_number=dicom_io.integer(ds, "InstanceNumber"),
+                    rows=dicom_io.integer(ds, "Rows"), columns=dicom_io.integer(ds, "Columns"),
+                    number_of_frames=dicom_io.integer(ds, "NumberOfFrames") or 1,
+                    transfer_syntax_uid=parsed.transfer_syntax_uid, file_path=relpath,
+                    sha256=sha, size_bytes=len(data), received_at=utcnow(), source=source,
+                    calling_ae_title=calling_ae_title[:16],
+                    institution_name=dicom_io.text(ds, "InstitutionName")[:64],
+                    has_file_meta=parsed.has_file_meta,
+                    warnings_json=json.dumps([f.to_json() for f in findings])))
+                values: dict[str, object] = {"last_received_at": utcnow()}
+                if series_key.volumetric:
+                    values["volume_state"] = "pending"
+                conn.execute(update(Series).where(Series.id == series_key.pk).values(**values))
+            # Committed: only now may the cache learn of rows this transaction created.
+            self._remember(created)
         return StoreOutcome(status=status, sha256=sha, findings=tuple(findings), **ids)
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _find_version(session: Session, sop_uid: str, sha: str) -> Instance | None:
-        return session.scalars(select(Instance).where(
-            Instance.sop_instance_uid == sop_uid, Instance.sha256 == sha)).first()
+    def _is_archived(self, sha: str) -> bool:
+        with self.catalog.engine.connect() as conn:
+            return conn.execute(select(Instance.id).where(Instance.sha256 == sha).limit(1)) \
+                .first() is not None
 
-    @staticmethod
-    def _consistency(session: Session, ds: Dataset) -> list[Finding]:
-        """UID consistency with what the catalog already holds."""
+    def _versions(self, sop_uid: str) -> list[_Version]:
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(
+                select(Instance.version, Instance.sha256, Series.series_instance_uid)
+                .join(Series, Series.id == Instance.series_pk)
+                .where(Instance.sop_instance_uid == sop_uid)).all()
+        return [_Version(version=v, sha256=h, series_uid=s) for v, h, s in rows]
+
+    def _series_key(self, session: Session, series_uid: str) -> _SeriesKey | None:
+        key = self._series.get(series_uid)
+        if key is None:
+            row = session.execute(
+                select(Series.id, Study.study_instance_uid, Series.modality, Series.volume_state)
+                .join(Study, Study.id == Series.study_pk)
+                .where(Series.series_instance_uid == series_uid)).first()
+            if row is not None:
+                key = _SeriesKey(pk=row[0], study_uid=row[1], modality=row[2],
+                                 volumetric=row[3] != "not_volumetric")
+                self._series[series_uid] = key
+        return key
+
+    def _study_key(self, session: Session, study_uid: str) -> _StudyKey | None:
+        key = self._studies.get(study_uid)
+        if key is None:
+            row = session.execute(
+                select(Study.id, Patient.patient_id, Patient.issuer_of_patient_id)
+                .join(Patient, Patient.id == Study.patient_pk)
+                .where(Study.study_instance_uid == study_uid)).first()
+            if row is not None:
+                key = _StudyKey(pk=row[0], patient=(row[1], row[2]))
+                self._studies[study_uid] = key
+        return key
+
+    def _consistency(self, ds: Dataset, versions: list[_Version]) -> list[Finding]:
+        """UID consistency with what the catalog already holds (R4)."""
         out: list[Finding] = []
         study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
-        pid = dicom_io.text(ds, "PatientID")
-        issuer = dicom_io.text(ds, "IssuerOfPatientID")
-        series = session.scalars(select(Series).where(
-            Series.series_instance_uid == series_uid)).first()
-        if series is not None and series.study.study_instance_uid != study_uid:
-            out.append(Finding(rule=Rule.UID_CONSISTENCY.value, severity=ERROR, message=(
-                f"series {series_uid} belongs to study {series.study.study_instance_uid}, "
-                f"this instance says study {study_uid}")))
-        study = session.scalars(select(Study).where(
-            Study.study_instance_uid == study_uid)).first()
-        if study is not None and (study.patient.patient_id, study.patient.issuer_of_patient_id) != (pid, issuer):
-            out.append(Finding(rule=Rule.UID_CONSISTENCY.value, severity=ERROR, message=(
-                f"study {study_uid} belongs to another patient than this instance's PatientID")))
-        other = session.scalars(select(Instance).where(
-            Instance.sop_instance_uid == str(ds.SOPInstanceUID))).first()
-        if other is not None and other.series.series_instance_uid != series_uid:
-            out.append(Finding(rule=Rule.UID_CONSISTENCY.value, severity=ERROR, message=(
-                f"SOP Instance UID already stored in series {other.series.series_instance_uid}")))
-        if series is not None and series.modality and series.modality != dicom_io.text(ds, "Modality"):
-            out.append(Finding(rule=Rule.UID_CONSISTENCY.value, severity=ERROR, message=(
-                f"series {series_uid} has modality {series.modality}, this instance says "
-                f"{dicom_io.text(ds, 'Modality')}")))
+        patient = (dicom_io.text(ds, "PatientID"), dicom_io.text(ds, "IssuerOfPatientID"))
+        modality = dicom_io.text(ds, "Modality").upper()
+
+        def error(message: str) -> None:
+            out.append(Finding(rule=Rule.UID_CONSISTENCY.value, severity=ERROR, message=message))
+
+        with self.catalog.session() as session:
+            series = self._series_key(session, series_uid)
+            study = self._study_key(session, study_uid)
+        if series is not None and series.study_uid != study_uid:
+            error(f"series {series_uid} belongs to study {series.study_uid}, this instance "
+                  f"says study {study_uid}")
+        if series is not None and series.modality and series.modality != modality:
+            error(f"series {series_uid} has modality {series.modality}, this instance says "
+                  f"{modality}")
+        if study is not None and study.patient != patient:
+            error(f"study {study_uid} belongs to another patient than this instance's PatientID")
+        for v in versions:
+            if v.series_uid != series_uid:
+                error(f"SOP Instance UID already stored in series {v.series_uid}")
+                break
         return out
 
-    @staticmethod
-    def _upsert_hierarchy(session: Session, ds: Dataset) -> Series:
+    def _ensure_hierarchy(self, session: Session, ds: Dataset) -> tuple[_SeriesKey, _Created]:
+        """The series row of ``ds``, creating patient, study and series rows as needed."""
         t = dicom_io.text
-        pid, issuer = t(ds, "PatientID"), t(ds, "IssuerOfPatientID")
-        patient = session.scalars(select(Patient).where(
-            Patient.patient_id == pid, Patient.issuer_of_patient_id == issuer)).first()
-        if patient is None:
-            patient = Patient(patient_id=pid[:64], issuer_of_patient_id=issuer[:64])
-            session.add(patient)
-        patient.patient_name = t(ds, "PatientName")[:324] or patient.patient_name or ""
-        patient.birth_date = t(ds, "PatientBirthDate")[:8] or patient.birth_date or ""
-        patient.sex = t(ds, "PatientSex")[:16] or patient.sex or ""
-
-        study_uid = str(ds.StudyInstanceUID)
-        study = session.scalars(select(Study).where(Study.study_instance_uid == study_uid)).first()
+        series_uid, study_uid = str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)
+        created = _Created()
+        series = self._series_key(session, series_uid)
+        if series is not None:
+            return series, created
+        study = self._study_key(session, study_uid)
         if study is None:
-            study = Study(study_instance_uid=study_uid, patient=patient,
-                          study_date=t(ds, "StudyDate")[:8], study_time=t(ds, "StudyTime")[:16],
-                          accession_number=t(ds, "AccessionNumber")[:16],
-                          study_id=t(ds, "StudyID")[:16],
-                          study_description=t(ds, "StudyDescription")[:64],
-                          referring_physician_name=t(ds, "ReferringPhysicianName")[:324])
-            session.add(study)
+            pid, issuer = t(ds, "PatientID")[:64], t(ds, "IssuerOfPatientID")[:64]
+            patient = session.scalars(select(Patient).where(
+                Patient.patient_id == pid, Patient.issuer_of_patient_id == issuer)).first()
+            if patient is None:
+                patient = Patient(patient_id=pid, issuer_of_patient_id=issuer)
+                session.add(patient)
+            patient.patient_name = t(ds, "PatientName")[:324] or patient.patient_name or ""
+            patient.birth_date = t(ds, "PatientBirthDate")[:8] or patient.birth_date or ""
+            patient.sex = t(ds, "PatientSex")[:16] or patient.sex or ""
+            row = Study(study_instance_uid=study_uid, patient=patient,
+                        study_date=t(ds, "StudyDate")[:8], study_time=t(ds, "StudyTime")[:16],
+                        accession_number=t(ds, "AccessionNumber")[:16],
+                        study_id=t(ds, "StudyID")[:16],
+                        study_description=t(ds, "StudyDescription")[:64],
+                        referring_physician_name=t(ds, "ReferringPhysicianName")[:324])
+            session.add(row)
+            session.flush()
+            study = _StudyKey(pk=row.id, patient=(pid, issuer))
+            created.studies[study_uid] = study
+        modality = t(ds, "Modality").upper()
+        has_pixels = "PixelData" in ds or "FloatPixelData" in ds
+        volumetric = has_pixels and modality not in NON_VOLUMETRIC_MODALITIES
+        row_s = Series(
+            series_instance_uid=series_uid, study_pk=study.pk, modality=modality,
+            series_number=dicom_io.integer(ds, "SeriesNumber"),
+            series_description=t(ds, "SeriesDescription")[:64],
+            body_part_examined=t(ds, "BodyPartExamined")[:16],
+            frame_of_reference_uid=t(ds, "FrameOfReferenceUID")[:64],
+            volume_state="pending" if volumetric else "not_volumetric")
+        session.add(row_s)
+        session.flush()
+        series = _SeriesKey(pk=row_s.id, study_uid=study_uid, modality=modality,
+                            volumetric=volumetric)
+        created.series[series_uid] = series
+        return series, created
 
-        series_uid = str(ds.SeriesInstanceUID)
-        series = session.scalars(select(Series).where(
-            Series.series_instance_uid == series_uid)).first()
-        if series is None:
-            modality = t(ds, "Modality").upper()
-            has_pixels = "PixelData" in ds or "FloatPixelData" in ds
-            series = Series(
-                series_instance_uid=series_uid, study=study, modality=modality,
-                series_number=dicom_io.integer(ds, "SeriesNumber"),
-                series_description=t(ds, "SeriesDescription")[:64],
-                body_part_examined=t(ds, "BodyPartExamined")[:16],
-                frame_of_reference_uid=t(ds, "FrameOfReferenceUID")[:64],
-                volume_state=("pending" if has_pixels and modality not in NON_VOLUMETRIC_MODALITIES
-                              else "not_volumetric"))
-            session.add(series)
-        return series
+    def _remember(self, created: _Created) -> None:
+        self._studies.update(created.studies)
+        self._series.update(created.series)
 
-    def _quarantine(self, data: bytes, sha: str, findings: list[Finding], ds: Dataset | None, *,
-                    source: str, calling_ae_title: str, origin: str) -> StoreOutcome:
+    def _quarantine(self, data: bytes, sha: str, findings: list[Finding], ds: Dataset | None,
+                    staged: Path, *, source: str, calling_ae_title: str,
+                    origin: str) -> StoreOutcome:
         relpath = self.files.quarantine_relpath(sha)
-        self.files.write(relpath, data, sha256=sha)
+        self.files.publish(staged, relpath)
 
         def uid(kw: str) -> str:
             return dicom_io.text(ds, kw)[:64] if ds is not None else ""

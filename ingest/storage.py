@@ -27,9 +27,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and missing parents, fsyncing each new entry's parent folder."""
+    if path.is_dir():
+        return
+    ensure_dir(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(path.parent)
+
+
 def write_durable(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably (see module docstring)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
     try:
         with open(tmp, "wb") as fh:
@@ -79,6 +91,36 @@ class InstanceFiles:
 
     def read(self, relpath: str) -> bytes:
         return self.absolute(relpath).read_bytes()
+
+    def stage(self, data: bytes) -> Path:
+        """Write ``data`` durably under a temporary name in ``incoming/`` (not yet visible).
+
+        Staging runs while the instance is being parsed and validated; :meth:`publish` then
+        only renames, so the costly flush overlaps the parsing.
+        """
+        incoming = self.data_dir / "incoming"
+        ensure_dir(incoming)
+        tmp = incoming / f"{TMP_PREFIX}{uuid.uuid4().hex}.dcm"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def publish(self, staged: Path, relpath: str) -> None:
+        """Rename a staged file to ``relpath`` and make the new name durable."""
+        path = self.absolute(relpath)
+        ensure_dir(path.parent)
+        os.replace(staged, path)
+        fsync_dir(path.parent)
+
+    @staticmethod
+    def discard(staged: Path) -> None:
+        staged.unlink(missing_ok=True)
 
     def write(self, relpath: str, data: bytes, *, sha256: str) -> None:
         """Write durably unless an identical file is already there (idempotent)."""

@@ -67,4 +67,5 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        self.ingest.close()
         self.catalog.dispose()
