@@ -58,14 +58,14 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, dicom_port:
 def ingest(paths: tuple[Path, ...], data_dir: Path | None, database_url: str | None,
            no_build: bool, as_json: bool) -> None:
     """Import DICOM files, folders (recursively) and zip archives."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
     from tqdm import tqdm
 
     from ingest.importer import import_paths, iter_items
     from streaming.runtime import Runtime
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
     runtime = Runtime(_settings(data_dir=data_dir, database_url=database_url))
     try:
         runtime.recover()

@@ -118,3 +118,26 @@ def voxcast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
                         http_port=free_port(), dicom_port=free_port()).start()
     yield srv
     srv.stop()
+
+
+@dataclass
+class ImportedArchive:
+    """A data directory holding every study of the shared test data, imported by the CLI."""
+
+    data_dir: Path
+    summary: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def imported_archive(tmp_path_factory: pytest.TempPathFactory) -> ImportedArchive:
+    """Run the real ``voxcast ingest`` over all of ``../shared/data`` once per test session."""
+    import json
+
+    if not DATA.exists():
+        pytest.skip(f"test data {DATA} not available")
+    data_dir = tmp_path_factory.mktemp("archive")
+    result = subprocess.run(
+        [*voxcast_executable(), "ingest", "--data-dir", str(data_dir), "--json", str(DATA)],
+        capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return ImportedArchive(data_dir=data_dir, summary=json.loads(result.stdout))
