@@ -86,9 +86,9 @@ def import_paths(service: IngestService, builder: SeriesBuilder | None, paths: l
     if build and builder is not None:
         for series_uid in sorted(summary.series_touched):
             result = builder.build(series_uid)
-            if result.ok:
+            if result.state == "ready":
                 summary.series_built.append(series_uid)
-            elif result.error:
+            elif result.state == "failed":
                 summary.series_failed.append((series_uid, result.error))
     return summary
 

@@ -50,6 +50,7 @@ class Rule(StrEnum):
     IMAGE_PLANE = "image-plane"
     DUPLICATE = "duplicate"
     NOT_DICOM = "not-dicom"
+    MALFORMED = "malformed-element"
     SUV = "suv"
 
 
@@ -96,8 +97,19 @@ def is_valid_uid(value: str) -> bool:
 
 
 def validate(ds: Dataset, policy: ValidationPolicy | None = None) -> list[Finding]:
-    """Check one data set on its own; returns findings (empty when clean)."""
-    policy = policy or ValidationPolicy()
+    """Check one data set on its own; returns findings (empty when clean). Never raises.
+
+    pydicom converts element values lazily, so a malformed value (``IS`` of ``'1A'``, a broken
+    sequence) surfaces while a rule reads it: it becomes a ``malformed-element`` error.
+    """
+    try:
+        return _validate(ds, policy or ValidationPolicy())
+    except Exception as exc:
+        return [Finding(rule=Rule.MALFORMED.value, severity=ERROR,
+                        message=f"malformed data element: {type(exc).__name__}: {exc}")]
+
+
+def _validate(ds: Dataset, policy: ValidationPolicy) -> list[Finding]:
     out: list[Finding] = []
 
     def err(rule: Rule, msg: str) -> None:

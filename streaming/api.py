@@ -12,7 +12,6 @@ from aiohttp import web
 
 from ingest import queries
 from streaming.app import RUNTIME, ApiError, run_blocking
-from volume_cache.errors import VolumeNotFoundError
 
 
 def _int_param(request: web.Request, name: str, default: int, *, lo: int = 0,
@@ -56,10 +55,7 @@ def _volume_info(runtime: Any, series_uid: str) -> dict[str, Any]:
             raise ApiError(422, f"volume of series {series_uid} could not be built: "
                                 f"{series['volume_error']}")
         raise ApiError(409, f"volume of series {series_uid} is not built yet (state {state})")
-    try:
-        handle = runtime.volumes.open(series["volume_path"])
-    except FileNotFoundError:
-        raise VolumeNotFoundError(series_uid) from None
+    handle = runtime.volumes.open(series["volume_path"])  # VolumeNotFoundError → 404
     meta = handle.metadata
     level0 = handle.levels[0]
     return {

@@ -37,6 +37,7 @@ class Runtime:
         """After a crash: drop temporaries (never visible) and requeue interrupted builds."""
         removed = remove_stale_temporaries(self.data_dir / "dicom")
         removed += remove_stale_temporaries(self.data_dir / "quarantine")
+        removed += remove_stale_temporaries(self.data_dir / "incoming")
         if removed:
             log.info("removed %d unacknowledged temporary files", removed)
         self.builder.recover()

@@ -28,13 +28,17 @@ def _catalog(archive: ImportedArchive) -> Catalog:
     return Catalog(f"sqlite:///{archive.data_dir / 'catalog.sqlite'}")
 
 
+def _dicom_files(folder: str) -> list[Path]:
+    """The DICOM files of a folder (its licence text files are not)."""
+    return [p for p in (DATA / folder).rglob("*") if p.is_file() and p.suffix != ".txt"]
+
+
 def _independent_counts() -> dict[str, set[str]]:
     per_series: dict[str, set[str]] = defaultdict(set)
     for folder in CLEAN_FOLDERS:
-        for path in (DATA / folder).rglob("*"):
-            if path.is_file():
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
-                per_series[str(ds.SeriesInstanceUID)].add(str(ds.SOPInstanceUID))
+        for path in _dicom_files(folder):
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            per_series[str(ds.SeriesInstanceUID)].add(str(ds.SOPInstanceUID))
     return per_series
 
 
@@ -62,7 +66,7 @@ def test_instance_counts_match_an_independent_count(imported_archive: ImportedAr
 
 def test_archived_bytes_are_the_source_bytes(imported_archive: ImportedArchive) -> None:
     sources = {hashlib.sha256(p.read_bytes()).hexdigest(): p
-               for folder in CLEAN_FOLDERS for p in (DATA / folder).rglob("*") if p.is_file()}
+               for folder in CLEAN_FOLDERS for p in _dicom_files(folder)}
     with _catalog(imported_archive).session() as session:
         rows = session.execute(select(Instance.sha256, Instance.file_path)).all()
     checked = 0
@@ -85,6 +89,7 @@ def test_quarantine_cli_lists_reasons(imported_archive: ImportedArchive) -> None
     by_origin = {Path(e["origin"]).name: e for e in entries}
     assert "truncated" in by_origin["MR_truncated.dcm"]["reason"]
     assert "gzip" in by_origin["zipMR.gz"]["reason"]
+    assert "not DICOM" in by_origin["LICENSE.dcm_qa_ct.txt"]["reason"]
     for e in entries:
         assert (imported_archive.data_dir / e["file"]).exists()
         assert e["findings"], e
@@ -97,5 +102,6 @@ def test_reimport_is_idempotent(imported_archive: ImportedArchive) -> None:
          "--json", str(folder)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    n = sum(1 for p in folder.rglob("*") if p.is_file())
-    assert summary["counts"] == {"duplicate": n}
+    n = len(_dicom_files("ct-head-gantrytilt-ge"))
+    # The DICOM files are duplicates; the licence text is quarantined again as not DICOM.
+    assert summary["counts"] == {"duplicate": n, "quarantined": 1}

@@ -64,7 +64,7 @@ def test_ct_volume_geometry_matches_the_dicom_attributes(server: ServerProcess) 
     assert vol["shape"] == [135, 512, 512]
     assert vol["index_order"] == "zyx"
     assert vol["units"] == "HU" and vol["modality"] == "CT"
-    files = [pydicom.dcmread(p, stop_before_pixels=True) for p in (DATA / "petct-acrin042" / "CT").iterdir()]
+    files = [pydicom.dcmread(p, stop_before_pixels=True, force=True) for p in (DATA / "petct-acrin042" / "CT").iterdir()]
     normal = np.cross([float(v) for v in files[0].ImageOrientationPatient[:3]],
                       [float(v) for v in files[0].ImageOrientationPatient[3:]])
     files.sort(key=lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient])))
