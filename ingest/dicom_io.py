@@ -46,6 +46,13 @@ def read_dataset(data: bytes) -> ParsedInstance:
         raise NotDicomError(f"not DICOM: only {len(data)} bytes")
     if data[:2] == b"\x1f\x8b":
         raise NotDicomError("not DICOM: gzip-compressed file (unpack it first)")
+    if data[128:132] != b"DICM":
+        # A bare data set (no Part-10 header) starts with a low-numbered group, usually 0008.
+        group_le = int.from_bytes(data[:2], "little")
+        group_be = int.from_bytes(data[:2], "big")
+        if not (0x0002 <= group_le <= 0x0010 or 0x0002 <= group_be <= 0x0010):
+            raise NotDicomError("not DICOM: no 'DICM' prefix at offset 128 and no data set "
+                                "at the start of the file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
