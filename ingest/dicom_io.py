@@ -91,7 +91,9 @@ def header_json(ds: Dataset) -> tuple[dict[str, Any], list[str]]:
         out: dict[str, Any] = {}
         for elem in ds:
             try:
-                out.update(Dataset([elem]).to_json_dict(BULK_THRESHOLD_BYTES, _bulk_handler))
+                single = Dataset()
+                single.add(elem)
+                out.update(single.to_json_dict(BULK_THRESHOLD_BYTES, _bulk_handler))
             except Exception as exc:
                 problems.append(f"{elem.tag} {elem.keyword or ''}: {type(exc).__name__}".strip())
         return out, problems

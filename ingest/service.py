@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from sqlalchemy import func, insert, select, update
@@ -157,7 +158,7 @@ class IngestService:
         sop_uid = str(ds.SOPInstanceUID)
         study_uid = str(ds.StudyInstanceUID)
         series_uid = str(ds.SeriesInstanceUID)
-        ids = {"sop_class_uid": str(ds.SOPClassUID), "sop_instance_uid": sop_uid,
+        ids: dict[str, Any] = {"sop_class_uid": str(ds.SOPClassUID), "sop_instance_uid": sop_uid,
                "study_instance_uid": study_uid, "series_instance_uid": series_uid}
 
         versions = self._versions(sop_uid)

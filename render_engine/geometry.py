@@ -139,7 +139,7 @@ class VolumeGeometry:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> VolumeGeometry:
-        shape = tuple(int(v) for v in data["shape"])  # type: ignore[union-attr]
+        shape = tuple(int(v) for v in data["shape"])  # type: ignore[attr-defined]
         return cls(shape=shape,  # type: ignore[arg-type]
                    affine=np.asarray(data["affine"], dtype=np.float64),
                    frame_of_reference_uid=data.get("frame_of_reference_uid"))  # type: ignore[arg-type]

@@ -38,3 +38,8 @@ def test_cupy_is_imported_in_at_most_one_module() -> None:
             if any(line.lstrip().startswith(("import cupy", "from cupy"))
                    for line in p.read_text().splitlines())]
     assert len(hits) <= 1, hits
+
+
+def test_mypy_is_clean() -> None:
+    result = subprocess.run([_tool("mypy")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
