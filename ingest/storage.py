@@ -12,31 +12,13 @@ import os
 import uuid
 from pathlib import Path
 
+from volume_cache.durable import ensure_dir, fsync_dir
+
 TMP_PREFIX = ".tmp-"
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ensure_dir(path: Path) -> None:
-    """Create ``path`` and missing parents, fsyncing each new entry's parent folder."""
-    if path.is_dir():
-        return
-    ensure_dir(path.parent)
-    try:
-        path.mkdir()
-    except FileExistsError:
-        return
-    fsync_dir(path.parent)
 
 
 def write_durable(path: Path, data: bytes) -> None:

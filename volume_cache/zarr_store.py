@@ -47,6 +47,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from render_engine.geometry import VolumeGeometry
+from volume_cache.durable import ensure_dir, fsync_dir, fsync_tree
 from volume_cache.errors import CacheError, VolumeNotFoundError
 from volume_cache.volume import PyramidLevel, Volume, build_pyramid
 
@@ -135,7 +136,7 @@ class LocalVolumeStore:
         if not _SAFE_NAME.match(series_uid) or series_uid.startswith(TMP_PREFIX):
             raise VolumeStoreError(f"series UID {series_uid!r} cannot name a folder")
         folder = self.root / VOLUMES_DIR / series_uid
-        _makedirs_durable(folder, stop=self.root)
+        ensure_dir(folder)
         name = f"{uuid.uuid4().hex}.zarr"
         tmp = folder / f"{TMP_PREFIX}{name}"
         try:
@@ -144,9 +145,9 @@ class LocalVolumeStore:
             for index, level in enumerate(levels):
                 _write_level(group, index, level)
             group.attrs.update(_attributes(volume, levels))
-            _fsync_tree(tmp)
+            fsync_tree(tmp)
             os.rename(tmp, folder / name)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except BaseException:
             _discard(tmp)
             raise
@@ -172,7 +173,7 @@ class LocalVolumeStore:
             return False
         doomed = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
         os.rename(path, doomed)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
@@ -257,38 +258,6 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | bool):
         return value
     return str(value)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    """fsync every file, then every folder bottom-up, under ``path``."""
-    for dirpath, _dirnames, filenames in os.walk(path, topdown=False):
-        for filename in filenames:
-            fd = os.open(os.path.join(dirpath, filename), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _makedirs_durable(folder: Path, *, stop: Path) -> None:
-    """mkdir -p, fsyncing each parent whose entry list changed (up to ``stop``)."""
-    missing: list[Path] = []
-    cur = folder
-    while not cur.exists() and cur != stop and cur != cur.parent:
-        missing.append(cur)
-        cur = cur.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    for created in missing:
-        _fsync_dir(created.parent)
 
 
 def _discard(tmp: Path) -> None:
