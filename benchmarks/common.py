@@ -1,0 +1,151 @@
+"""Helpers shared by the benchmark scripts: data location, timing, machine facts, output.
+
+Every benchmark writes ``<name>.json`` (all numbers, raw samples included) and ``<name>.md``
+(a markdown table for people) into its output folder, ``benchmarks/out/`` by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "out"
+
+
+def shared_data_dir() -> Path:
+    """The shared real DICOM data: ``$VOXCAST_TEST_DATA`` or ``../shared/data`` beside the repo."""
+    return Path(os.environ.get("VOXCAST_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def median(samples: Sequence[float]) -> float:
+    return float(statistics.median(samples)) if samples else float("nan")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def drop_page_cache() -> bool:
+    """Flush dirty pages and drop the page cache (needs root); False when not allowed."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["storescu", "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+        info["dcmtk"] = out.splitlines()[0].strip("$ ") if out else None
+    except (OSError, subprocess.SubprocessError):
+        info["dcmtk"] = None
+    return info
+
+
+@dataclass(slots=True, kw_only=True)
+class Row:
+    """One line of a results table: a named measurement with its samples."""
+
+    name: str
+    unit: str
+    samples: list[float]
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def value(self) -> float:
+        return median(self.samples)
+
+
+@dataclass(slots=True, kw_only=True)
+class Report:
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # Extra markdown sections (title, body) printed after the main table.
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "machine": machine(),
+                "facts": self.facts, "notes": self.notes, "details": self.details,
+                "rows": [{**asdict(r), "median": r.value} for r in self.rows]}
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", "", "| measurement | median | unit | samples | note |",
+                 "|---|---:|---|---|---|"]
+        for r in self.rows:
+            samples = ", ".join(_fmt(s) for s in r.samples)
+            lines.append(f"| {r.name} | {_fmt(r.value)} | {r.unit} | {samples} | {r.note} |")
+        if self.facts:
+            lines += ["", "| fact | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v) if isinstance(v, float) else v} |"
+                      for k, v in self.facts.items()]
+        for title, body in self.sections:
+            lines += ["", f"## {title}", "", body]
+        if self.notes:
+            lines += ["", "## Notes", "", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: Path) -> tuple[Path, Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        json_path, md_path = out_dir / f"{self.name}.json", out_dir / f"{self.name}.md"
+        json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        md_path.write_text(self.to_markdown())
+        return json_path, md_path
+
+
+def _fmt(value: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
+    """A small markdown table (for breakdowns printed next to the main table)."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)

@@ -1,0 +1,667 @@
+"""Ingest benchmark: C-STORE throughput, per-instance cost, volume build, cold Zarr reads.
+
+    python -m benchmarks.ingest [--out DIR] [--repeats N]
+
+1. C-STORE instances/s of the ACRIN chest CT (135 x 512² CT, Explicit VR Little Endian) sent by
+   dcmtk ``storescu`` to a real ``voxcast serve`` and, as the ceiling, to dcmtk's own
+   ``storescp`` on the same machine. dcmtk waits on Nagle / delayed ACK after every C-STORE
+   unless the environment variable ``TCP_NODELAY=1`` is set (about 47 ms an instance), so the
+   ceiling is measured both ways. VoxCast sets TCP_NODELAY on accepted sockets itself; it is
+   measured with and without the variable on ``storescu``. A pynetdicom SCP that stores nothing
+   shows what the DICOM library alone costs.
+2. Where the time of one instance goes: :meth:`IngestService.store` in-process, timed per step,
+   plus a cProfile of the calling thread, plus the floors (write + fsync of one file, SQLite
+   commit with ``synchronous=FULL``).
+3. Volume build time per series (``SeriesBuilder.build``) and reads from the Zarr store: the
+   middle axial slice and the full level 0, with the page cache dropped before each read when
+   the process may do so (root), otherwise warm (said in the output).
+
+Every measurement is repeated (``--repeats``) on a fresh data directory; tables give medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import io
+import os
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    DEFAULT_OUT,
+    REPO,
+    Report,
+    Row,
+    drop_page_cache,
+    free_port,
+    median,
+    shared_data_dir,
+    table,
+    timed,
+)
+
+VOXCAST_AE = "VOXCAST"
+
+
+def _env(nodelay: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
+    return env
+
+
+def _voxcast_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "voxcast"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "streaming.cli"]
+
+
+def _wait_echo(port: int, ae_title: str, timeout: float = 30.0) -> None:
+    """Poll with C-ECHO until the SCP answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = subprocess.run(["echoscu", "-aec", ae_title, "127.0.0.1", str(port)],
+                             capture_output=True, env=_env(True), timeout=30)
+        if run.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no C-ECHO answer on port {port}: {run.stderr!r}")
+        time.sleep(0.05)
+
+
+# -- peers -----------------------------------------------------------------------------------
+
+@contextmanager
+def storescp(out_dir: Path, *, nodelay: bool, ignore: bool = False) -> Iterator[int]:
+    """dcmtk's storescp writing each instance to ``out_dir`` (or, ``ignore``, discarding it)."""
+    port = free_port()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = ["storescp", "-aet", "STORESCP", "-od", str(out_dir), *(["--ignore"] if ignore else []),
+           str(port)]
+    proc = subprocess.Popen(cmd, env=_env(nodelay), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_echo(port, "STORESCP")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def voxcast_serve(data_dir: Path) -> Iterator[int]:
+    """A real ``voxcast serve`` (quiet period one hour: no volume build while measuring)."""
+    http_port, dicom_port = free_port(), free_port()
+    env = dict(os.environ, VOXCAST_SERIES_QUIET_SECONDS="3600", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [*_voxcast_cmd(), "serve", "--data-dir", str(data_dir), "--port", str(http_port),
+         "--dicom-port", str(dicom_port), "--ae-title", VOXCAST_AE],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    ready = threading.Event()
+    log: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            log.append(line)
+            seen += "listening on" in line
+            if seen == 2:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        if not ready.wait(120) or proc.poll() is not None:
+            raise RuntimeError("voxcast serve did not start:\n" + "".join(log))
+        yield dicom_port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@contextmanager
+def pynetdicom_null_scp() -> Iterator[int]:
+    """A pynetdicom SCP that answers every C-STORE with success and keeps nothing."""
+    import socket
+
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title="NULLSCP")
+    ae.maximum_pdu_size = 0
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+
+    def on_open(event: evt.Event) -> None:
+        sock = event.assoc.dul.socket
+        if sock is not None and sock.socket is not None:
+            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def on_store(event: evt.Event) -> int:
+        event.encoded_dataset(include_meta=True)  # what VoxCast's handler does first
+        return 0x0000
+
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
+        (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, lambda e: 0x0000),
+        (evt.EVT_CONN_OPEN, on_open)])
+    assert server is not None
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+
+
+def echo_ms(port: int, ae_title: str, count: int = 5) -> list[float]:
+    """Milliseconds of complete ``echoscu`` runs: association set-up, C-ECHO, release."""
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        subprocess.run(["echoscu", "-aec", ae_title, "127.0.0.1", str(port)], env=_env(True),
+                       check=True, capture_output=True, timeout=30)
+        out.append(1000 * (time.perf_counter() - t0))
+    return out
+
+
+def storescu(port: int, ae_title: str, files: list[Path], *, nodelay: bool) -> float:
+    """Seconds for one storescu run sending ``files`` on one association."""
+    cmd = ["storescu", "-aec", ae_title, "127.0.0.1", str(port), *map(str, files)]
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, env=_env(nodelay), capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - t0
+    if run.returncode != 0 or "Store Failed" in run.stderr:
+        raise RuntimeError(f"storescu failed ({run.returncode}): {run.stderr[-2000:]}")
+    return elapsed
+
+
+# -- 1. C-STORE throughput -----------------------------------------------------------------
+
+def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) -> Path:
+    """Returns a VoxCast data directory holding the CT (for the build and read benchmarks)."""
+    n = len(files)
+    for f in files:  # page cache warm for every peer alike
+        f.read_bytes()
+
+    def row(name: str, seconds: list[float], note: str, **extra: Any) -> Row:
+        rate = [n / s for s in seconds]
+        r = report.add(Row(name=name, unit="instances/s", samples=rate, note=note,
+                           extra={"seconds": seconds, "ms_per_instance":
+                                  [1000 * s / n for s in seconds], **extra}))
+        print(f"  {name}: {r.value:.1f} instances/s ({1000 / r.value:.2f} ms each)", flush=True)
+        return r
+
+    echoes: dict[str, list[float]] = {}
+
+    def storescp_runs(nodelay: bool, ignore: bool) -> list[float]:
+        out = []
+        for _ in range(repeats):
+            target = work / f"storescp-{uuid.uuid4().hex}"
+            with storescp(target, nodelay=nodelay, ignore=ignore) as port:
+                out.append(storescu(port, "STORESCP", files, nodelay=nodelay))
+                if nodelay and not ignore and "storescp" not in echoes:
+                    echoes["storescp"] = echo_ms(port, "STORESCP")
+            if not ignore:
+                got = sum(1 for _ in target.iterdir())
+                if got != n:
+                    raise RuntimeError(f"storescp wrote {got} of {n} files")
+            shutil.rmtree(target, ignore_errors=True)
+        return out
+
+    ceiling = row("storescp (writes files), TCP_NODELAY=1 both sides",
+                  storescp_runs(True, False), "ceiling; no fsync")
+    row("storescp (writes files), no TCP_NODELAY", storescp_runs(False, False),
+        "dcmtk default: Nagle / delayed ACK per C-STORE")
+    row("storescp --ignore (receive only), TCP_NODELAY=1", storescp_runs(True, True),
+        "network + DIMSE only")
+
+    nulls = []
+    for _ in range(repeats):
+        with pynetdicom_null_scp() as port:
+            nulls.append(storescu(port, "NULLSCP", files, nodelay=True))
+    row("pynetdicom SCP storing nothing, storescu TCP_NODELAY=1", nulls,
+        "the DICOM library alone, in one Python process")
+
+    kept: Path | None = None
+    results: dict[bool, list[float]] = {}
+    for nodelay in (True, False):
+        runs = []
+        for _ in range(repeats):
+            data_dir = work / f"voxcast-{uuid.uuid4().hex}"
+            with voxcast_serve(data_dir) as port:
+                runs.append(storescu(port, VOXCAST_AE, files, nodelay=nodelay))
+                if "VoxCast" not in echoes:
+                    echoes["VoxCast"] = echo_ms(port, VOXCAST_AE)
+            _check_archived(data_dir, n)
+            if kept is None:
+                kept = data_dir
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
+        results[nodelay] = runs
+    vox = row("VoxCast serve, storescu TCP_NODELAY=1", results[True],
+              "fsync per file + SQLite commit (synchronous=FULL) before each response")
+    row("VoxCast serve, storescu without TCP_NODELAY", results[False],
+        "VoxCast sets TCP_NODELAY on its side only")
+    for peer, samples in echoes.items():
+        report.add(Row(name=f"echoscu run against {peer} (associate, C-ECHO, release)",
+                       unit="ms", samples=samples, note="per-association overhead"))
+    report.facts["voxcast / storescp ratio (TCP_NODELAY=1)"] = round(vox.value / ceiling.value, 3)
+    report.facts["target ratio"] = 0.5
+    assert kept is not None
+    return kept
+
+
+def _check_archived(data_dir: Path, expected: int) -> None:
+    from sqlalchemy import func, select
+
+    from ingest.catalog import Catalog, Instance
+
+    catalog = Catalog(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+    try:
+        with catalog.session() as session:
+            got = int(session.scalar(select(func.count(Instance.id))) or 0)
+    finally:
+        catalog.dispose()
+    if got != expected:
+        raise RuntimeError(f"VoxCast archived {got} of {expected} instances")
+
+
+def check_scp_nodelay() -> bool:
+    """Whether VoxCast's SCP really sets TCP_NODELAY on an accepted association's socket."""
+    import socket
+
+    from pynetdicom import evt
+
+    from ingest.catalog import Catalog
+    from ingest.scp import ScpConfig, StoreScp
+    from ingest.service import IngestService
+
+    seen: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Catalog(f"sqlite:///{tmp}/c.sqlite")
+        service = IngestService(data_dir=Path(tmp), catalog=catalog)
+        scp = StoreScp(service, ScpConfig(port=0))
+
+        def on_echo(event: evt.Event) -> int:
+            sock = event.assoc.dul.socket
+            if sock is not None and sock.socket is not None:
+                seen.append(sock.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            return 0x0000
+
+        scp._on_echo = on_echo  # type: ignore[method-assign]
+        scp.start()
+        try:
+            _wait_echo(scp.port, VOXCAST_AE)
+        finally:
+            scp.stop()
+            getattr(service, "close", lambda: None)()
+            catalog.dispose()
+    return bool(seen) and all(seen)
+
+
+# -- 2. where one instance's time goes ------------------------------------------------------
+
+class _InlineExecutor:
+    """Runs submitted work at once in the caller's thread (``concurrent.futures`` shape)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+class StepTimer:
+    """Wraps functions to add up their wall time per step name (thread-safe enough: GIL)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: Any, attr: str, step: str) -> None:
+        original = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr,
+                                                                                    None)
+        if original is None:
+            return
+        func = original.__func__ if isinstance(original, staticmethod) else original
+
+        @functools.wraps(func)
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.seconds[step] += time.perf_counter() - t0
+                self.calls[step] += 1
+
+        setattr(owner, attr, staticmethod(timed_call) if isinstance(original, staticmethod)
+                else timed_call)
+        self._undo.append(lambda: setattr(owner, attr, original))
+
+    def restore(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+
+def bench_store_steps(report: Report, files: list[Path], work: Path, repeats: int) -> None:
+    import ingest.service as service_mod
+    from ingest import dicom_io, storage
+    from ingest.catalog import Catalog
+    from ingest.service import IngestService
+
+    blobs = [f.read_bytes() for f in files]
+    n = len(blobs)
+
+    def fresh() -> tuple[IngestService, Catalog]:
+        data_dir = work / f"store-{uuid.uuid4().hex}"
+        data_dir.mkdir(parents=True)
+        catalog = Catalog(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+        return IngestService(data_dir=data_dir, catalog=catalog), catalog
+
+    def close(service: IngestService, catalog: Catalog) -> None:
+        getattr(service, "close", lambda: None)()
+        catalog.dispose()
+        shutil.rmtree(service.data_dir, ignore_errors=True)
+
+    # Plain per-instance time, no instrumentation.
+    per_instance: list[float] = []
+    for _ in range(repeats):
+        service, catalog = fresh()
+        samples = [timed(functools.partial(service.store, b, source="c-store")) for b in blobs]
+        per_instance.append(1000 * median(samples))
+        close(service, catalog)
+    report.add(Row(name="IngestService.store in-process, median per CT instance",
+                   unit="ms", samples=per_instance, note="no network"))
+
+    # The same with the staging write run inline: what the overlap with parsing buys here.
+    inline: list[float] = []
+    for _ in range(repeats):
+        service, catalog = fresh()
+        pool = getattr(service, "_io", None)
+        if pool is None:
+            close(service, catalog)
+            break
+        pool.shutdown(wait=True)
+        service._io = _InlineExecutor()  # type: ignore[assignment]
+        samples = [timed(functools.partial(service.store, b, source="c-store")) for b in blobs]
+        inline.append(1000 * median(samples))
+        close(service, catalog)
+    if inline:
+        report.add(Row(name="IngestService.store, staging write inline (no overlap)",
+                       unit="ms", samples=inline, note="no network"))
+
+    # Step breakdown: wall time of each step as seen by the calling thread.
+    timer = StepTimer()
+    steps = [
+        (service_mod, "sha256_hex", "sha256 of the bytes"),
+        (dicom_io, "read_dataset", "parse (pydicom dcmread)"),
+        (service_mod, "validate", "validate"),
+        (storage.InstanceFiles, "stage", "stage: write + fsync (I/O thread)"),
+        (storage.InstanceFiles, "publish", "publish: rename + fsync dir"),
+        (storage.InstanceFiles, "write", "write_durable (quarantine / legacy path)"),
+        (IngestService, "_is_archived", "catalog: known sha256?"),
+        (IngestService, "_versions", "catalog: versions of the SOP UID"),
+        (IngestService, "_consistency", "catalog: UID consistency"),
+    ]
+    for owner, attr, step in steps:
+        timer.wrap(owner, attr, step)
+    staging_cls = getattr(service_mod, "_Staging", None)
+    if staging_cls is not None:
+        timer.wrap(staging_cls, "path", "wait for the staged fsync")
+    total = 0.0
+    try:
+        service, catalog = fresh()
+        t0 = time.perf_counter()
+        for b in blobs:
+            service.store(b, source="c-store")
+        total = time.perf_counter() - t0
+        close(service, catalog)
+    finally:
+        timer.restore()
+    parallel = {"stage: write + fsync (I/O thread)"}
+    accounted = sum(s for k, s in timer.seconds.items() if k not in parallel)
+    rows: list[tuple[str, str, str, str]] = [(step, f"{1000 * secs / n:.2f}", str(timer.calls[step]),
+             "parallel to parse" if step in parallel else "")
+            for step, secs in sorted(timer.seconds.items(), key=lambda kv: -kv[1])]
+    rows.append(("rest: catalog insert/update + commit (SQLite FULL fsync), glue",
+                 f"{1000 * (total - accounted) / n:.2f}", "", "by difference"))
+    rows.append(("total per instance", f"{1000 * total / n:.2f}", str(n), ""))
+    report.sections.append(("Where one CT instance's time goes (IngestService.store, "
+                            "calling thread, ms per instance)",
+                            table(rows, ["step", "ms", "calls", "note"])))
+    report.details["store_steps_ms"] = {k: 1000 * v / n for k, v in timer.seconds.items()}
+    report.details["store_total_ms"] = 1000 * total / n
+
+    # cProfile of the calling thread, top functions by cumulative time.
+    service, catalog = fresh()
+    profile = cProfile.Profile()
+    profile.enable()
+    for b in blobs:
+        service.store(b, source="c-store")
+    profile.disable()
+    close(service, catalog)
+    buf = io.StringIO()
+    stats = pstats.Stats(profile, stream=buf)
+    stats.sort_stats("cumulative").print_stats(25)
+    report.details["cprofile_top_cumulative"] = buf.getvalue()
+    top = []
+    for (file, line, fn), (_, ncalls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        top.append((cumtime, tottime, ncalls, f"{Path(file).name}:{line}({fn})"))
+    top.sort(reverse=True)
+    report.sections.append(("cProfile, calling thread (ms per instance)", table(
+        [(name, f"{1000 * cum / n:.2f}", f"{1000 * tot / n:.2f}", calls)
+         for cum, tot, calls, name in top[:20]], ["function", "cumulative", "own", "calls"])))
+
+    # Floors: what durability costs on this disk, the three syncs of one instance in sequence
+    # (as IngestService does them), so that they interact the way they do in a real store.
+    for name, samples in durability_floor_ms(work / "floors", blobs[0]).items():
+        report.add(Row(name=f"floor: {name}", unit="ms", samples=[median(samples)],
+                       extra={"all": samples}))
+
+
+def durability_floor_ms(folder: Path, payload: bytes, count: int = 60) -> dict[str, list[float]]:
+    """Per instance: write + fsync a file, rename it + fsync the folder, commit one SQLite row
+    (WAL, synchronous=FULL) — the least any acknowledged-after-durable store can cost."""
+    import sqlite3
+
+    staging, final = folder / "incoming", folder / "archive"
+    staging.mkdir(parents=True, exist_ok=True)
+    final.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / "floor.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    names = [f"write + fsync one {len(payload) // 1024} KiB file", "rename + fsync folder",
+             "SQLite commit of one row (WAL, synchronous=FULL)", "all three in sequence"]
+    out: dict[str, list[float]] = {n: [] for n in names}
+    try:
+        for i in range(count):
+            t0 = time.perf_counter()
+            with open(staging / f"{i}.tmp", "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            t1 = time.perf_counter()
+            os.replace(staging / f"{i}.tmp", final / f"{i}.dcm")
+            fd = os.open(final, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            t2 = time.perf_counter()
+            db.execute("BEGIN")
+            db.execute("INSERT INTO t (v) VALUES (?)", ("x" * 200,))
+            db.execute("COMMIT")
+            t3 = time.perf_counter()
+            for name, seconds in zip(names, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                out[name].append(1000 * seconds)
+    finally:
+        db.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+# -- 3. volume build and reads ---------------------------------------------------------------
+
+def bench_build_and_read(report: Report, data_dir: Path, pet_files: list[Path],
+                         repeats: int) -> None:
+    from sqlalchemy import select
+
+    from ingest.catalog import Series
+    from streaming.runtime import Runtime
+    from streaming.settings import Settings
+
+    runtime = Runtime(Settings(data_dir=data_dir, series_quiet_seconds=3600))
+    try:
+        for f in pet_files:
+            runtime.ingest.store(f.read_bytes(), source="import", origin=f.name)
+        with runtime.catalog.session() as session:
+            series = [(s.series_instance_uid, s.modality) for s in session.scalars(
+                select(Series).where(Series.volume_state != "not_volumetric"))]
+        for uid, modality in series:
+            seconds = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                result = runtime.builder.build(uid)
+                seconds.append(time.perf_counter() - t0)
+                if not getattr(result, "ok", True):
+                    raise RuntimeError(f"build of {modality} {uid} failed: {result}")
+            with runtime.catalog.session() as session:
+                row = session.scalars(select(Series).where(
+                    Series.series_instance_uid == uid)).one()
+                volume_path = row.volume_path
+            handle = runtime.volumes.open(volume_path)
+            shape = tuple(handle.levels[0]["shape"])
+            report.add(Row(name=f"volume build {modality} {shape[0]}x{shape[1]}x{shape[2]}",
+                           unit="s", samples=seconds, note="SeriesBuilder.build",
+                           extra={"levels": [lv["shape"] for lv in handle.levels]}))
+            print(f"  build {modality} {shape}: {median(seconds):.2f} s", flush=True)
+            _bench_reads(report, runtime, volume_path, modality, shape, repeats)
+    finally:
+        runtime.close()
+
+
+def _bench_reads(report: Report, runtime: Any, volume_path: str, modality: str,
+                 shape: tuple[int, ...], repeats: int) -> None:
+    mid = shape[0] // 2
+    cold = drop_page_cache()
+    kind = "cold (page cache dropped)" if cold else "warm (cannot drop the page cache)"
+    cases: dict[str, Callable[[Any], object]] = {
+        "middle axial slice": lambda h: h.read_region(0, slice(mid, mid + 1), slice(None),
+                                                      slice(None)),
+        "full level 0": lambda h: h.read_level(0),
+    }
+    for label, read in cases.items():
+        open_ms, read_ms = [], []
+        for _ in range(max(repeats, 5)):
+            drop_page_cache()
+            t0 = time.perf_counter()
+            handle = runtime.volumes.open(volume_path)
+            t1 = time.perf_counter()
+            read(handle)
+            t2 = time.perf_counter()
+            open_ms.append(1000 * (t1 - t0))
+            read_ms.append(1000 * (t2 - t1))
+        report.add(Row(name=f"{modality} {label}, {kind}", unit="ms", samples=read_ms,
+                       note=f"open {median(open_ms):.1f} ms extra",
+                       extra={"open_ms": open_ms}))
+        print(f"  read {modality} {label}: {median(read_ms):.1f} ms ({kind})", flush=True)
+        handle = runtime.volumes.open(volume_path)
+        read(handle)
+        warm = [timed(functools.partial(read, handle)) * 1000 for _ in range(max(repeats, 5))]
+        report.add(Row(name=f"{modality} {label}, warm", unit="ms", samples=warm))
+
+
+# -- main ------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder (default: a temporary folder, removed after)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["cstore", "steps", "build"], help="leave a part out")
+    args = parser.parse_args(argv)
+
+    for tool in ("storescu", "storescp", "echoscu"):
+        if shutil.which(tool) is None:
+            parser.error(f"dcmtk's {tool} is not installed (Debian: apt-get install dcmtk)")
+    data = shared_data_dir()
+    ct = sorted((data / "petct-acrin042" / "CT").glob("*.dcm"))
+    pet = sorted((data / "petct-acrin042" / "PT_AC").glob("*.dcm"))
+    if len(ct) != 135:
+        parser.error(f"the ACRIN CT (135 files) is not under {data}")
+
+    report = Report(name="ingest", title="VoxCast ingest benchmark")
+    report.facts["series"] = "ACRIN-NSCLC-FDG-PET-042 CT, 135 x 512x512, Explicit VR LE"
+    report.facts["instances"] = len(ct)
+    report.facts["mean instance size KiB"] = round(sum(f.stat().st_size for f in ct)
+                                                   / len(ct) / 1024, 1)
+    report.facts["VoxCast SCP sets TCP_NODELAY"] = check_scp_nodelay()
+    report.facts["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    work_ctx = tempfile.TemporaryDirectory(prefix="voxcast-bench-") if args.work is None \
+        else None
+    work = Path(work_ctx.name) if work_ctx is not None else args.work
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir: Path | None = None
+        if "cstore" not in args.skip:
+            print("C-STORE throughput", flush=True)
+            data_dir = bench_cstore(report, ct, work, args.repeats)
+        if "steps" not in args.skip:
+            print("IngestService.store steps", flush=True)
+            bench_store_steps(report, ct, work, args.repeats)
+        if "build" not in args.skip:
+            print("volume build and reads", flush=True)
+            if data_dir is None:
+                data_dir = work / "build"
+                data_dir.mkdir(parents=True, exist_ok=True)
+                from ingest.catalog import Catalog
+                from ingest.service import IngestService
+                catalog = Catalog(f"sqlite:///{data_dir / 'catalog.sqlite'}")
+                service = IngestService(data_dir=data_dir, catalog=catalog)
+                for f in ct:
+                    service.store(f.read_bytes(), source="import", origin=f.name)
+                getattr(service, "close", lambda: None)()
+                catalog.dispose()
+            bench_build_and_read(report, data_dir, pet, args.repeats)
+    finally:
+        if work_ctx is not None:
+            work_ctx.cleanup()
+    report.facts["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    json_path, md_path = report.write(args.out)
+    print(report.to_markdown())
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
