@@ -30,6 +30,7 @@ class ParsedInstance:
     dataset: Dataset
     transfer_syntax_uid: str
     has_file_meta: bool
+    size_bytes: int
 
 
 def _bulk_handler(elem: DataElement) -> str:
@@ -73,7 +74,8 @@ def read_dataset(data: bytes) -> ParsedInstance:
         }.get((bool(implicit), bool(little)), ImplicitVRLittleEndian)
     if len(ds) == 0:
         raise NotDicomError("not DICOM: no data elements could be read")
-    return ParsedInstance(dataset=ds, transfer_syntax_uid=str(ts), has_file_meta=has_meta)
+    return ParsedInstance(dataset=ds, transfer_syntax_uid=str(ts), has_file_meta=has_meta,
+                          size_bytes=len(data))
 
 
 def header_json(ds: Dataset) -> tuple[dict[str, Any], list[str]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ingest import dicom_io
@@ -90,23 +91,17 @@ class _Created:
 
 
 class _Staging:
-    """The staged copy of one received instance (see :meth:`InstanceFiles.stage`).
+    """The staged copy of one received instance (see :meth:`InstanceFiles.stage`)."""
 
-    Bytes already archived (a re-send) are not staged at all unless they must be quarantined.
-    """
-
-    def __init__(self, service: IngestService, data: bytes, *, known: bool) -> None:
-        self._service, self._data = service, data
-        self._future = None if known else service._io.submit(service.files.stage, data)
+    def __init__(self, service: IngestService, data: bytes) -> None:
+        self._service = service
+        self._future = service._io.submit(service.files.stage, data)
 
     def path(self) -> Path:
-        if self._future is None:
-            return self._service.files.stage(self._data)
         return self._future.result()
 
     def discard(self) -> None:
-        if self._future is not None:
-            self._service.files.discard(self._future.result())
+        self._service.files.discard(self._future.result())
 
 
 class IngestService:
@@ -143,7 +138,7 @@ class IngestService:
         sha = sha256_hex(data)
         # The file's flush to disk (the slowest step) runs while the data set is parsed and
         # validated; the staged file is then renamed into the archive or the quarantine.
-        staging = _Staging(self, data, known=self._is_archived(sha))
+        staging = _Staging(self, data)
         kw = {"source": source, "calling_ae_title": calling_ae_title, "origin": origin}
         try:
             parsed = dicom_io.read_dataset(data)
@@ -174,51 +169,65 @@ class IngestService:
         self.files.publish(staging.path(), relpath)  # outside the lock: in parallel
 
         with self.catalog.write_lock:
-            versions = self._versions(sop_uid)  # again, under the lock: a twin may have won
-            if any(v.sha256 == sha for v in versions):
-                return StoreOutcome(status=StoreStatus.DUPLICATE, sha256=sha,
-                                    findings=tuple(findings), **ids)
-            status, version = StoreStatus.STORED, 1
-            if versions:
-                status, version = StoreStatus.NEW_VERSION, max(v.version for v in versions) + 1
-                findings = findings + [Finding(
-                    rule=Rule.DUPLICATE.value, severity=WARNING,
-                    message=f"SOP Instance UID received before with different content; kept as "
-                            f"version {version}, earlier versions kept")]
-            with self.catalog.engine.begin() as conn:
+            for attempt in (1, 2):
+                try:
+                    return self._record(ds, parsed, sha, relpath, versions, findings, ids,
+                                        source=source, calling_ae_title=calling_ae_title)
+                except IntegrityError:
+                    # Another node stored this SOP Instance UID meanwhile (the unique
+                    # (sop_instance_uid, version) key caught it): look again.
+                    versions = self._versions(sop_uid)
+                    if any(v.sha256 == sha for v in versions):
+                        return StoreOutcome(status=StoreStatus.DUPLICATE, sha256=sha,
+                                            findings=tuple(findings), **ids)
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _record(self, ds: Dataset, parsed: dicom_io.ParsedInstance, sha: str, relpath: str,
+                versions: list[_Version], findings: list[Finding], ids: dict[str, Any], *,
+                source: str, calling_ae_title: str) -> StoreOutcome:
+        """Commit the catalog rows of an archived file (caller holds the write lock)."""
+        sop_uid = ids["sop_instance_uid"]
+        status, version = StoreStatus.STORED, 1
+        if versions:
+            status, version = StoreStatus.NEW_VERSION, max(v.version for v in versions) + 1
+            findings = findings + [Finding(
+                rule=Rule.DUPLICATE.value, severity=WARNING,
+                message=f"SOP Instance UID received before with different content; kept as "
+                        f"version {version}, earlier versions kept")]
+        created = _Created()
+        with self.catalog.engine.begin() as conn:
+            series_key = self._series.get(ids["series_instance_uid"])
+            if series_key is None:
                 with Session(bind=conn) as session:  # joins conn's transaction
                     series_key, created = self._ensure_hierarchy(session, ds)
-                if versions:
-                    conn.execute(update(Instance).where(
-                        Instance.sop_instance_uid == sop_uid).values(
-                        is_current=False, version_conflict=True))
-                conn.execute(insert(Instance).values(
-                    sop_instance_uid=sop_uid, version=version, is_current=True,
-                    version_conflict=bool(versions), series_pk=series_key.pk,
-                    sop_class_uid=str(ds.SOPClassUID),
-                    instance_number=dicom_io.integer(ds, "InstanceNumber"),
-                    rows=dicom_io.integer(ds, "Rows"), columns=dicom_io.integer(ds, "Columns"),
-                    number_of_frames=dicom_io.integer(ds, "NumberOfFrames") or 1,
-                    transfer_syntax_uid=parsed.transfer_syntax_uid, file_path=relpath,
-                    sha256=sha, size_bytes=len(data), received_at=utcnow(), source=source,
-                    calling_ae_title=calling_ae_title[:16],
-                    institution_name=dicom_io.text(ds, "InstitutionName")[:64],
-                    has_file_meta=parsed.has_file_meta,
-                    warnings_json=json.dumps([f.to_json() for f in findings])))
-                values: dict[str, object] = {"last_received_at": utcnow()}
-                if series_key.volumetric:
-                    values["volume_state"] = "pending"
-                conn.execute(update(Series).where(Series.id == series_key.pk).values(**values))
-            # Committed: only now may the cache learn of rows this transaction created.
-            self._remember(created)
+            if versions:
+                conn.execute(update(Instance).where(
+                    Instance.sop_instance_uid == sop_uid).values(
+                    is_current=False, version_conflict=True))
+            conn.execute(insert(Instance).values(
+                sop_instance_uid=sop_uid, version=version, is_current=True,
+                version_conflict=bool(versions), series_pk=series_key.pk,
+                sop_class_uid=ids["sop_class_uid"],
+                instance_number=dicom_io.integer(ds, "InstanceNumber"),
+                rows=dicom_io.integer(ds, "Rows"), columns=dicom_io.integer(ds, "Columns"),
+                number_of_frames=dicom_io.integer(ds, "NumberOfFrames") or 1,
+                transfer_syntax_uid=parsed.transfer_syntax_uid, file_path=relpath,
+                sha256=sha, size_bytes=parsed.size_bytes, received_at=utcnow(), source=source,
+                calling_ae_title=calling_ae_title[:16],
+                institution_name=dicom_io.text(ds, "InstitutionName")[:64],
+                has_file_meta=parsed.has_file_meta,
+                warnings_json=json.dumps([f.to_json() for f in findings])))
+            values: dict[str, object] = {"last_received_at": utcnow()}
+            if series_key.volumetric:
+                values["volume_state"] = "pending"
+            conn.execute(update(Series).where(Series.id == series_key.pk).values(**values))
+        # Committed: only now may the cache learn of rows this transaction created.
+        self._remember(created)
         return StoreOutcome(status=status, sha256=sha, findings=tuple(findings), **ids)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _is_archived(self, sha: str) -> bool:
-        with self.catalog.engine.connect() as conn:
-            return conn.execute(select(Instance.id).where(Instance.sha256 == sha).limit(1)) \
-                .first() is not None
 
     def _versions(self, sop_uid: str) -> list[_Version]:
         with self.catalog.engine.connect() as conn:
