@@ -9,7 +9,6 @@ import signal
 from aiohttp import web
 
 from ingest.scp import ScpConfig, StoreScp
-from ingest.service import StoreOutcome
 from streaming.app import create_app
 from streaming.runtime import Runtime
 from streaming.settings import Settings
@@ -22,12 +21,10 @@ async def serve(settings: Settings) -> None:
     runtime = Runtime(settings)
     runtime.recover()
 
-    def on_stored(outcome: StoreOutcome) -> None:
-        if outcome.ok:
-            runtime.wake_builder()
-
+    # The builder polls for series that have been quiet long enough; waking it on every
+    # instance would cost a catalog query per C-STORE.
     scp = StoreScp(runtime.ingest, ScpConfig(ae_title=settings.ae_title, host=settings.host,
-                                             port=settings.dicom_port), on_stored=on_stored)
+                                             port=settings.dicom_port))
     app = create_app(runtime)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
