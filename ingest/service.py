@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,6 +61,16 @@ class StoreOutcome:
         errors = [f.message for f in self.findings if f.severity == ERROR]
         chosen = errors or [f.message for f in self.findings]
         return "; ".join(chosen)
+
+
+# Hot-path statements, built once: SQLAlchemy then reuses their compiled form.
+_INSERT_INSTANCE = insert(Instance)
+_SELECT_VERSIONS = (select(Instance.version, Instance.sha256, Series.series_instance_uid)
+                    .join(Series, Series.id == Instance.series_pk)
+                    .where(Instance.sop_instance_uid == bindparam("sop")))
+_TOUCH_SERIES = (update(Series).where(Series.id == bindparam("pk"))
+                 .values(last_received_at=bindparam("ts")))
+_TOUCH_VOLUMETRIC_SERIES = _TOUCH_SERIES.values(volume_state="pending")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,10 +145,11 @@ class IngestService:
         file name or peer address recorded with quarantine entries. Never raises for bad input:
         a bad instance comes back as ``QUARANTINED`` with its findings.
         """
-        sha = sha256_hex(data)
-        # The file's flush to disk (the slowest step) runs while the data set is parsed and
-        # validated; the staged file is then renamed into the archive or the quarantine.
+        # The file's flush to disk (the slowest step) runs while the data set is hashed,
+        # parsed and validated; the staged file is then renamed into the archive or the
+        # quarantine.
         staging = _Staging(self, data)
+        sha = sha256_hex(data)
         kw = {"source": source, "calling_ae_title": calling_ae_title, "origin": origin}
         try:
             parsed = dicom_io.read_dataset(data)
@@ -206,7 +217,7 @@ class IngestService:
                 conn.execute(update(Instance).where(
                     Instance.sop_instance_uid == sop_uid).values(
                     is_current=False, version_conflict=True))
-            conn.execute(insert(Instance).values(
+            conn.execute(_INSERT_INSTANCE, dict(
                 sop_instance_uid=sop_uid, version=version, is_current=True,
                 version_conflict=bool(versions), series_pk=series_key.pk,
                 sop_class_uid=ids["sop_class_uid"],
@@ -219,10 +230,8 @@ class IngestService:
                 institution_name=dicom_io.text(ds, "InstitutionName")[:64],
                 has_file_meta=parsed.has_file_meta,
                 warnings_json=json.dumps([f.to_json() for f in findings])))
-            values: dict[str, object] = {"last_received_at": utcnow()}
-            if series_key.volumetric:
-                values["volume_state"] = "pending"
-            conn.execute(update(Series).where(Series.id == series_key.pk).values(**values))
+            conn.execute(_TOUCH_VOLUMETRIC_SERIES if series_key.volumetric else _TOUCH_SERIES,
+                         {"pk": series_key.pk, "ts": utcnow()})
         # Committed: only now may the cache learn of rows this transaction created.
         self._remember(created)
         return StoreOutcome(status=status, sha256=sha, findings=tuple(findings), **ids)
@@ -231,10 +240,7 @@ class IngestService:
 
     def _versions(self, sop_uid: str) -> list[_Version]:
         with self.catalog.engine.connect() as conn:
-            rows = conn.execute(
-                select(Instance.version, Instance.sha256, Series.series_instance_uid)
-                .join(Series, Series.id == Instance.series_pk)
-                .where(Instance.sop_instance_uid == sop_uid)).all()
+            rows = conn.execute(_SELECT_VERSIONS, {"sop": sop_uid}).all()
         return [_Version(version=v, sha256=h, series_uid=s) for v, h, s in rows]
 
     def _series_key(self, session: Session, series_uid: str) -> _SeriesKey | None:
