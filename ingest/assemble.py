@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
+from ingest.dicom_io import first_item, functional_group, text, to_float
+from ingest.display import four_corner
 from ingest.errors import VolumeBuildError
 from ingest.pixels import PixelDecodeError, decode_frames, frame_count
 from ingest.suv import suv_bw_factor
@@ -91,30 +92,6 @@ def _floats(value: Any, n: int) -> npt.NDArray[np.float64] | None:
     return out if out.shape == (n,) and np.isfinite(out).all() else None
 
 
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if np.isfinite(out) else None
-
-
-def _item(ds: Dataset, keyword: str) -> Dataset | None:
-    seq = ds.get(keyword)
-    return seq[0] if seq else None
-
-
-def _group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
-    """Functional group macro ``keyword`` of ``frame``: per-frame first, then shared."""
-    per = ds.get("PerFrameFunctionalGroupsSequence")
-    if per and frame < len(per):
-        item = _item(per[frame], keyword)
-        if item is not None:
-            return item
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    return _item(shared[0], keyword) if shared else None
-
-
 def _windows(src: Dataset | None) -> tuple[tuple[float, float, str], ...]:
     if src is None or "WindowCenter" not in src or "WindowWidth" not in src:
         return ()
@@ -126,7 +103,7 @@ def _windows(src: Dataset | None) -> tuple[tuple[float, float, str], ...]:
     names = [expl] if isinstance(expl, str) else list(expl)
     out = []
     for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
-        fc, fw = _float(c), _float(w)
+        fc, fw = to_float(c), to_float(w)
         if fc is not None and fw is not None and fw > 0:
             out.append((fc, fw, str(names[i]) if i < len(names) else ""))
     return tuple(out)
@@ -139,68 +116,68 @@ def _frames_of(ds: Dataset, ds_index: int) -> list[_Frame]:
     rows, cols = int(ds.Rows), int(ds.Columns)
     matrix = (rows, cols, int(ds.get("SamplesPerPixel", 1) or 1))
     sop = str(ds.get("SOPInstanceUID", ""))
-    inst = int(_float(ds.get("InstanceNumber")) or 0)
+    inst = int(to_float(ds.get("InstanceNumber")) or 0)
     pointers = [int(item.DimensionIndexPointer) for item in ds.get("DimensionIndexSequence", [])
                 if "DimensionIndexPointer" in item]
     top_iop = _floats(ds.get("ImageOrientationPatient"), 6)
     top_ipp = _floats(ds.get("ImagePositionPatient"), 3)
-    detector = _item(ds, "DetectorInformationSequence")  # NM (PS3.3 C.8.4.11)
+    detector = first_item(ds, "DetectorInformationSequence")  # NM (PS3.3 C.8.4.11)
     if detector is not None and top_ipp is None:
         top_ipp = _floats(detector.get("ImagePositionPatient"), 3)
         top_iop = _floats(detector.get("ImageOrientationPatient"), 6)
-    between = _float(ds.get("SpacingBetweenSlices"))
+    between = to_float(ds.get("SpacingBetweenSlices"))
     frames = []
     for k in range(n):
         if enhanced:
-            pos_item = _group(ds, k, "PlanePositionSequence")
-            ori_item = _group(ds, k, "PlaneOrientationSequence")
-            meas = _group(ds, k, "PixelMeasuresSequence")
-            pvt = _group(ds, k, "PixelValueTransformationSequence")
-            content = _group(ds, k, "FrameContentSequence")
+            pos_item = functional_group(ds, k, "PlanePositionSequence")
+            ori_item = functional_group(ds, k, "PlaneOrientationSequence")
+            meas = functional_group(ds, k, "PixelMeasuresSequence")
+            pvt = functional_group(ds, k, "PixelValueTransformationSequence")
+            content = functional_group(ds, k, "FrameContentSequence")
             ipp = _floats(pos_item.get("ImagePositionPatient"), 3) if pos_item else None
             iop = _floats(ori_item.get("ImageOrientationPatient"), 6) if ori_item else None
             spacing = _floats(meas.get("PixelSpacing"), 2) if meas else None
-            thick = _float(meas.get("SliceThickness")) if meas else None
-            slope = _float((pvt or ds).get("RescaleSlope"))
-            intercept = _float((pvt or ds).get("RescaleIntercept"))
-            windows = _windows(_group(ds, k, "FrameVOILUTSequence"))
+            thick = to_float(meas.get("SliceThickness")) if meas else None
+            slope = to_float((pvt or ds).get("RescaleSlope"))
+            intercept = to_float((pvt or ds).get("RescaleIntercept"))
+            windows = _windows(functional_group(ds, k, "FrameVOILUTSequence"))
             ftype = None
             for kw in ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence",
                        "PETFrameTypeSequence"):
-                item = _group(ds, k, kw)
+                item = functional_group(ds, k, kw)
                 if item is not None:
                     ftype = tuple(item.get("FrameType", ()))
             raw_dims = content.get("DimensionIndexValues") if content else None
             dims = [raw_dims] if isinstance(raw_dims, int) else list(raw_dims or [])
             dim_key = tuple(v for v, p in zip(dims, pointers, strict=False)
                             if p not in _POSITION_POINTERS) if pointers else None
-            echo = _group(ds, k, "MREchoSequence")
-            diffusion = _group(ds, k, "MRDiffusionSequence")
+            echo = functional_group(ds, k, "MREchoSequence")
+            diffusion = functional_group(ds, k, "MRDiffusionSequence")
             keys = {
                 "dimension": dim_key,
                 "stack_id": content.get("StackID") if content else None,
                 "temporal_position": content.get("TemporalPositionIndex") if content else None,
-                "echo": _float(echo.get("EffectiveEchoTime")) if echo else None,
+                "echo": to_float(echo.get("EffectiveEchoTime")) if echo else None,
                 "image_type": ftype,
-                "b_value": _float(diffusion.get("DiffusionBValue")) if diffusion else None,
+                "b_value": to_float(diffusion.get("DiffusionBValue")) if diffusion else None,
             }
         else:
             ipp, iop = top_ipp, top_iop
             if ipp is not None and iop is not None and n > 1:  # NM tomo: frames are slices
-                gap = between or _float(ds.get("SliceThickness"))
+                gap = between or to_float(ds.get("SliceThickness"))
                 ipp = ipp + np.cross(iop[:3], iop[3:]) * gap * k if gap else None
             spacing = _floats(ds.get("PixelSpacing"), 2)
             if spacing is None:
                 spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
-            thick = _float(ds.get("SliceThickness"))
-            slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
+            thick = to_float(ds.get("SliceThickness"))
+            slope, intercept = to_float(ds.get("RescaleSlope")), to_float(ds.get("RescaleIntercept"))
             windows = _windows(ds)
             keys = {
                 "temporal_position": ds.get("TemporalPositionIdentifier"),
-                "echo": ds.get("EchoNumbers") or _float(ds.get("EchoTime")),
+                "echo": ds.get("EchoNumbers") or to_float(ds.get("EchoTime")),
                 "image_type": tuple(ds.get("ImageType", ())),
-                "b_value": _float(ds.get("DiffusionBValue")),
-                "trigger_time": _float(ds.get("TriggerTime")),
+                "b_value": to_float(ds.get("DiffusionBValue")),
+                "trigger_time": to_float(ds.get("TriggerTime")),
                 "acquisition_number": ds.get("AcquisitionNumber"),
             }
         row_c = iop[:3] / np.linalg.norm(iop[:3]) if iop is not None else None
@@ -477,51 +454,12 @@ def _resample(data: npt.NDArray[Any], s: npt.NDArray[np.float64], u: npt.NDArray
 # -- metadata -----------------------------------------------------------------------------------
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, MultiValue):
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
-
-
-def _four_corner(ds: Dataset) -> dict[str, Any]:
-    """Text a viewer shows in the image corners (PS3.3 C.7.1.1, C.7.2.1, C.7.3.1, C.8.2.1)."""
-    xray = _group(ds, 0, "CTXRayDetailsSequence")
-    exposure = _group(ds, 0, "CTExposureSequence")
-    measures = _group(ds, 0, "PixelMeasuresSequence")
-    kvp = _float(ds.get("KVP")) or (_float(xray.get("KVP")) if xray else None)
-    current, time_ms = _float(ds.get("XRayTubeCurrent")), _float(ds.get("ExposureTime"))
-    mas = current * time_ms / 1000.0 if current is not None and time_ms is not None else None
-    if mas is None:
-        mas = _float(ds.get("Exposure")) or _float(ds.get("ExposureInmAs"))
-    if mas is None and exposure is not None:
-        mas = _float(exposure.get("ExposureInmAs"))
-    thickness = _float(ds.get("SliceThickness"))
-    if thickness is None and measures is not None:
-        thickness = _float(measures.get("SliceThickness"))
-    return {
-        "patient_name": _text(ds, "PatientName"), "patient_id": _text(ds, "PatientID"),
-        "patient_sex": _text(ds, "PatientSex"), "patient_age": _text(ds, "PatientAge"),
-        "patient_birth_date": _text(ds, "PatientBirthDate"),
-        "institution_name": _text(ds, "InstitutionName"),
-        "study_date": _text(ds, "StudyDate"), "study_time": _text(ds, "StudyTime"),
-        "study_description": _text(ds, "StudyDescription"),
-        "series_description": _text(ds, "SeriesDescription"),
-        "series_number": _text(ds, "SeriesNumber"),
-        "manufacturer": _text(ds, "Manufacturer"),
-        "manufacturer_model_name": _text(ds, "ManufacturerModelName"),
-        "kvp": kvp, "mas": mas, "slice_thickness_mm": thickness,
-    }
-
-
 def _units(ds: Dataset, modality: str, rescaled: bool) -> str:
     if modality == "CT":
         return "HU"
     if modality == "PT":
-        return _text(ds, "Units")
-    return _text(ds, "RescaleType") if rescaled else ""
+        return text(ds, "Units")
+    return text(ds, "RescaleType") if rescaled else ""
 
 
 def _window_presets(stack: list[_Frame]) -> list[dict[str, Any]]:
@@ -545,7 +483,7 @@ def assemble_series(datasets: list[Dataset], *, series_uid: str | None = None) -
     index to LPS mm. Raises :class:`VolumeBuildError` for a series without image frames
     (SR, RWV, SEG, …), undecodable pixel data, or slices that do not lie on one line.
     """
-    uid = series_uid or (_text(datasets[0], "SeriesInstanceUID") if datasets else None)
+    uid = series_uid or (text(datasets[0], "SeriesInstanceUID") if datasets else None)
     images = [(i, ds) for i, ds in enumerate(datasets)
               if any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
               and "Rows" in ds and "Columns" in ds]
@@ -553,7 +491,7 @@ def assemble_series(datasets: list[Dataset], *, series_uid: str | None = None) -
         raise VolumeBuildError("series has no image pixel data (not an image series)",
                                series_uid=uid)
     ref = images[0][1]
-    modality = _text(ref, "Modality").upper()
+    modality = text(ref, "Modality").upper()
     if modality in _NOT_IMAGES:
         raise VolumeBuildError(f"{modality} objects are not image volumes", series_uid=uid)
     frames: list[_Frame] = []
@@ -575,7 +513,7 @@ def assemble_series(datasets: list[Dataset], *, series_uid: str | None = None) -
     ref = datasets[stack[0].ds_index]
     try:
         data, rescale = _values(stack, datasets, modality)
-        for_uid = _text(ref, "FrameOfReferenceUID") or None
+        for_uid = text(ref, "FrameOfReferenceUID") or None
         geometry, data, notes = _geometry(stack, data, for_uid)
     except VolumeBuildError as exc:
         raise VolumeBuildError(str(exc), series_uid=uid) from exc
@@ -588,20 +526,20 @@ def assemble_series(datasets: list[Dataset], *, series_uid: str | None = None) -
     multi = any(frame_count(datasets[f.ds_index]) > 1 for f in stack)
     metadata: dict[str, Any] = {
         "modality": modality,
-        "sop_class_uid": _text(ref, "SOPClassUID"),
+        "sop_class_uid": text(ref, "SOPClassUID"),
         "series_instance_uid": uid,
-        "study_instance_uid": _text(ref, "StudyInstanceUID"),
+        "study_instance_uid": text(ref, "StudyInstanceUID"),
         "frame_of_reference_uid": geometry.frame_of_reference_uid,
         "units": _units(ref, modality, bool(rescale["applied"])),
-        "photometric_interpretation": _text(ref, "PhotometricInterpretation"),
-        "invert": _text(ref, "PhotometricInterpretation").upper() == "MONOCHROME1",
+        "photometric_interpretation": text(ref, "PhotometricInterpretation"),
+        "invert": text(ref, "PhotometricInterpretation").upper() == "MONOCHROME1",
         "rescale": rescale,
         "window_presets": _window_presets(stack),
-        "four_corner": _four_corner(ref),
+        "four_corner": four_corner(ref),
         "slice_sop_instance_uids": [f.sop_instance_uid for f in stack],
         "slice_frame_numbers": [f.frame_index + 1 for f in stack] if multi else None,
         "pixel_spacing_known": stack[0].spacing_known,
-        "gantry_tilt_deg": _float(ref.get("GantryDetectorTilt")),
+        "gantry_tilt_deg": to_float(ref.get("GantryDetectorTilt")),
         "sheared": geometry.is_sheared,
         "excluded_frames": left_out,
         "value_range": [float(data.min()), float(data.max())],

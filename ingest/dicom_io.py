@@ -6,6 +6,7 @@ The bytes handed in are what gets archived; nothing here rewrites them.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -117,3 +118,29 @@ def integer(ds: Dataset, keyword: str) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def to_float(value: Any) -> float | None:
+    """A finite float from a DS/IS/number, else None."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def first_item(ds: Dataset, keyword: str) -> Dataset | None:
+    """The first item of sequence ``keyword``, or None."""
+    seq = ds.get(keyword)
+    return seq[0] if seq else None
+
+
+def functional_group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
+    """Functional group macro ``keyword`` of ``frame``: per-frame first, then shared."""
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    if per and frame < len(per):
+        item = first_item(per[frame], keyword)
+        if item is not None:
+            return item
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    return first_item(shared[0], keyword) if shared else None

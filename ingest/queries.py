@@ -90,4 +90,6 @@ def get_series(catalog: Catalog, series_uid: str) -> dict[str, Any]:
         out = _series_dict(series, int(n))
         out["study_uid"] = series.study.study_instance_uid
         out["volume_path"] = series.volume_path or None
+        out["volume_built_at"] = (series.volume_built_at.isoformat() + "Z"
+                                  if series.volume_built_at else None)
         return out

@@ -89,7 +89,7 @@ async def series_info(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     uid = request.match_info["series_uid"]
     info = await run_blocking(request, queries.get_series, runtime.catalog, uid)
-    info.pop("volume_path", None)
+    info.pop("volume_path", None)  # internal: where in the data directory
     return web.json_response(info)
 
 

@@ -75,6 +75,7 @@ def test_ct_volume_geometry_matches_the_dicom_attributes(server: ServerProcess) 
     dy, dx = (float(v) for v in files[0].PixelSpacing)
     np.testing.assert_allclose(vol["spacing_mm"][1:], [dy, dx], atol=1e-6)
     assert vol["levels"][0]["shape"] == [135, 512, 512] and len(vol["levels"]) >= 2
+    assert vol["built_at"].endswith("Z")
 
 
 def test_pet_volume_has_its_suv_factor(server: ServerProcess) -> None:
