@@ -467,6 +467,7 @@ def bench_store_steps(report: Report, files: list[Path], work: Path, repeats: in
     close(service, catalog)
     buf = io.StringIO()
     stats = pstats.Stats(profile, stream=buf)
+    stats.strip_dirs()  # file names only: no paths of the machine in the results
     stats.sort_stats("cumulative").print_stats(25)
     report.details["cprofile_top_cumulative"] = buf.getvalue()
     top = []
