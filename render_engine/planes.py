@@ -244,10 +244,12 @@ class Slab:
             raise GeometryError(f"slab mode must be one of {self.MODES}, got {self.mode!r}")
 
     def sample_offsets_mm(self, step_mm: float) -> FloatArray:
-        """Offsets along the normal, symmetric about 0, at most ``step_mm`` apart."""
+        """Offsets along the normal, symmetric about 0, at most ``step_mm`` apart; an odd count,
+        so the plane itself is always one of the samples."""
         if self.thickness_mm == 0:
             return np.zeros(1)
-        n = max(2, math.ceil(self.thickness_mm / step_mm) + 1)
+        n = max(3, math.ceil(self.thickness_mm / step_mm) + 1)
+        n += 1 - n % 2
         return np.linspace(-self.thickness_mm / 2, self.thickness_mm / 2, n)
 
 

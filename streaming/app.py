@@ -79,7 +79,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     """Build the HTTP application over an already-built :class:`Runtime`."""
-    from streaming import api, dicomweb
+    from streaming import api, dicomweb, render_api
 
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=runtime.settings.max_upload_bytes)
@@ -87,6 +87,7 @@ def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxcast-http")
     app.router.add_get("/api/health", health)
     api.add_routes(app)
+    render_api.add_routes(app)
     dicomweb.add_routes(app)
 
     async def _shutdown(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from ingest.catalog import Catalog
 from ingest.service import IngestService
 from ingest.storage import remove_stale_temporaries
 from streaming.settings import Settings
+from volume_cache.memory import VolumeMemoryCache
 from volume_cache.zarr_store import LocalVolumeStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Runtime:
         self.ingest = IngestService(data_dir=self.data_dir, catalog=self.catalog)
         self.volumes = LocalVolumeStore(self.data_dir)
         self.builder = SeriesBuilder(self.catalog, self.data_dir, self.volumes)
+        self.memory = VolumeMemoryCache(self.volumes, settings.volume_cache_bytes)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None

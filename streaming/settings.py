@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # A series is complete when no instance arrived for this long; then its volume is built.
     series_quiet_seconds: float = Field(default=3.0, ge=0.0)
+    # RAM budget of the in-memory volume cache used for rendering (bytes).
+    volume_cache_bytes: int = Field(default=4 * 1024**3, ge=0)
     # Largest STOW-RS request body accepted (bytes).
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
 

@@ -130,6 +130,7 @@ def test_degenerate_planes_are_refused(bad: dict) -> None:
 def test_slab_offsets_and_validation() -> None:
     offsets = Slab(thickness_mm=20, mode="mip").sample_offsets_mm(0.5)
     assert offsets[0] == -10 and offsets[-1] == 10 and np.max(np.diff(offsets)) <= 0.5
+    assert 0.0 in Slab(thickness_mm=20).sample_offsets_mm(0.49)  # the plane itself
     assert Slab(thickness_mm=0).sample_offsets_mm(0.5).tolist() == [0.0]
     with pytest.raises(GeometryError):
         Slab(thickness_mm=5, mode="max")
