@@ -7,11 +7,14 @@ frame; the kernels then walk index space. Values are the volume's own units (HU,
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from render_engine.geometry import VolumeGeometry
-from render_engine.kernels import cpu_sampling
+from render_engine.kernels import cpu_sampling, gpu_sampling
+from render_engine.kernels.backend import is_gpu_array
 from render_engine.planes import Plane, Slab
 
 _MODES = {"mip": cpu_sampling.MIP, "minip": cpu_sampling.MINIP, "avgip": cpu_sampling.AVGIP}
@@ -38,14 +41,16 @@ def sample(volume: npt.NDArray[np.generic], geometry: VolumeGeometry, plane: Pla
 
     Raises ``KeyError`` for an unknown interpolation; geometry errors come from the plane.
     """
-    if volume.shape != geometry.shape:
+    if tuple(volume.shape) != geometry.shape:
         raise ValueError(f"volume shape {volume.shape} != geometry shape {geometry.shape}")
     order = _ORDERS[interpolation]
     origin, d_col, d_row, d_normal = index_steps(geometry, plane)
     w, h = plane.size_px
+    # A cupy volume (float32, see backend.to_gpu) renders on the GPU and returns a cupy array.
+    kernels: Any = gpu_sampling if is_gpu_array(volume) else cpu_sampling
     if slab is None or slab.thickness_mm == 0:
-        return cpu_sampling.sample_plane(volume, origin, d_col, d_row, (h, w), order=order,
-                                         fill=fill)
+        return kernels.sample_plane(volume, origin, d_col, d_row, (h, w),  # type: ignore[no-any-return]
+                                    order=order, fill=fill)
     offsets = slab.sample_offsets_mm(slab_step_mm(geometry))
-    return cpu_sampling.sample_slab(volume, origin, d_col, d_row, d_normal, offsets, (h, w),
-                                    mode=_MODES[slab.mode], order=order, fill=fill)
+    return kernels.sample_slab(volume, origin, d_col, d_row, d_normal,  # type: ignore[no-any-return]
+                               offsets, (h, w), mode=_MODES[slab.mode], order=order, fill=fill)

@@ -1,0 +1,38 @@
+"""The array backend: numpy on the CPU, cupy on an NVIDIA GPU when one is usable.
+
+The only place that imports cupy, lazily: machines without a GPU (CI) never import it.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+from typing import Any
+
+
+@functools.cache
+def cupy_or_none() -> ModuleType | None:
+    """The cupy module when it imports and sees a GPU, else None."""
+    try:
+        import cupy  # the one import of cupy in VoxCast
+    except Exception:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:
+        return None
+    return cupy
+
+
+def is_gpu_array(array: Any) -> bool:
+    """True for a cupy array (without importing cupy for numpy arrays)."""
+    return type(array).__module__.startswith("cupy")
+
+
+def to_gpu(array: Any) -> Any:
+    """Copy a numpy volume to the GPU as float32 (raises RuntimeError without a GPU)."""
+    cp = cupy_or_none()
+    if cp is None:
+        raise RuntimeError("no usable GPU (cupy missing or no device)")
+    return cp.asarray(array, dtype=cp.float32)
