@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ingest import dicom_io
 from ingest.catalog import Catalog, Instance, Patient, Series, Study
+from ingest.dicom_json import HEX_TAG, instance_json, json_tag, put, series_json, study_json
 from ingest.errors import IngestError, NotFoundError
 
 Level = Literal["study", "series", "instance"]
@@ -122,7 +123,6 @@ STUDY_KEYS = (frozenset(k for k, a in CATALOG_ATTRIBUTES.items() if a.level == "
 SERIES_KEYS = (frozenset(k for k, a in CATALOG_ATTRIBUTES.items() if a.level == "series")
                | frozenset(DEFAULT_RETURN["series"]) | frozenset(_SERIES_OPTIONAL)) - STUDY_KEYS
 
-_HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _DATE_RE = re.compile(r"^\d{8}$")
 _TIME_RE = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
@@ -150,17 +150,12 @@ def resolve_attribute(key: str) -> str:
     Tags without a keyword (private) keep their upper-case hex form. Raises
     :class:`QueryError` for keys that are neither (sequence paths ``a.b`` included).
     """
-    if _HEX_TAG.fullmatch(key):
+    if HEX_TAG.fullmatch(key):
         return keyword_for_tag(int(key, 16)) or key.upper()
     if tag_for_keyword(key) is None:
         raise QueryError(f"unknown query key {key!r}: not a DICOM keyword or tag "
                          "(PS3.18 §8.3.4.1)")
     return key
-
-
-def _json_tag(key: str) -> str:
-    """The DICOM JSON object key (8 upper-case hex digits) of a keyword or hex tag."""
-    return key.upper() if _HEX_TAG.fullmatch(key) else f"{tag_for_keyword(key):08X}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,81 +298,6 @@ def _condition(keyword: str, attr: _Attr, values: list[str],
     raise QueryError(f"{keyword} is a return key only; it cannot be matched")
 
 
-# -- DICOM JSON -----------------------------------------------------------------------------------
-
-
-def json_element(keyword: str, value: Any) -> dict[str, Any]:
-    """One DICOM JSON element (PS3.18 F.2.2) for a catalog value; empty → no Value."""
-    attr = CATALOG_ATTRIBUTES.get(keyword)
-    vr = attr.vr if attr is not None else dictionary_VR(keyword)
-    if value is None or value == "" or value == []:
-        return {"vr": vr}
-    if vr == "PN":  # component groups, PS3.5 §6.2.1 / PS3.18 F.2.2
-        groups = str(value).split("=")
-        names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False))
-        return {"vr": vr, "Value": [{k: v for k, v in names.items() if v}]}
-    if vr in ("IS", "US", "UL", "SS", "SL"):
-        return {"vr": vr, "Value": [int(value)]}
-    values = value if isinstance(value, list) else str(value).split("\\")
-    return {"vr": vr, "Value": values}
-
-
-def _put(out: dict[str, Any], keyword: str, value: Any) -> None:
-    out[_json_tag(keyword)] = json_element(keyword, value)
-
-
-def _study_json(study: Study, patient: Patient, counts: tuple[int, int] | None = None,
-                modalities: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kw, value in (("StudyDate", study.study_date), ("StudyTime", study.study_time),
-                      ("AccessionNumber", study.accession_number),
-                      ("InstanceAvailability", "ONLINE"),
-                      ("ReferringPhysicianName", study.referring_physician_name),
-                      ("StudyDescription", study.study_description),
-                      ("PatientName", patient.patient_name), ("PatientID", patient.patient_id),
-                      ("PatientBirthDate", patient.birth_date), ("PatientSex", patient.sex),
-                      ("StudyInstanceUID", study.study_instance_uid),
-                      ("StudyID", study.study_id)):
-        _put(out, kw, value)
-    if patient.issuer_of_patient_id:
-        _put(out, "IssuerOfPatientID", patient.issuer_of_patient_id)
-    if counts is not None:
-        _put(out, "ModalitiesInStudy", sorted(modalities or []))
-        _put(out, "NumberOfStudyRelatedSeries", counts[0])
-        _put(out, "NumberOfStudyRelatedInstances", counts[1])
-    return out
-
-
-def _series_json(series: Series, n_instances: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kw, value in (("Modality", series.modality),
-                      ("SeriesDescription", series.series_description),
-                      ("SeriesInstanceUID", series.series_instance_uid),
-                      ("SeriesNumber", series.series_number),
-                      ("InstanceAvailability", "ONLINE")):
-        _put(out, kw, value)
-    if n_instances is not None:
-        _put(out, "NumberOfSeriesRelatedInstances", n_instances)
-    if series.body_part_examined:
-        _put(out, "BodyPartExamined", series.body_part_examined)
-    return out
-
-
-def _instance_json(inst: Instance) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kw, value in (("SOPClassUID", inst.sop_class_uid),
-                      ("SOPInstanceUID", inst.sop_instance_uid),
-                      ("InstanceAvailability", "ONLINE"),
-                      ("InstanceNumber", inst.instance_number),
-                      ("NumberOfFrames", inst.number_of_frames)):
-        _put(out, kw, value)
-    if inst.rows is not None and inst.columns is not None:
-        _put(out, "Rows", inst.rows)
-        _put(out, "Columns", inst.columns)
-    _put(out, "AvailableTransferSyntaxUID", inst.transfer_syntax_uid)
-    return out
-
-
 # -- headers --------------------------------------------------------------------------------------
 
 
@@ -514,25 +434,25 @@ def _row_json(request: SearchRequest, row: Any,
     first = select(Instance).where(Instance.is_current).order_by(*_INSTANCE_ORDER).limit(1)
     if request.level == "study":
         study, patient, n_series, n_inst = row
-        out = _study_json(study, patient, (int(n_series or 0), int(n_inst or 0)),
+        out = study_json(study, patient, (int(n_series or 0), int(n_inst or 0)),
                           modalities.get(study.id, []))
         return out, first.join(Series, Instance.series_pk == Series.id).where(
             Series.study_pk == study.id)
     if request.level == "series":
         series, study, patient, n_inst = row
-        out = _series_json(series, int(n_inst or 0))
+        out = series_json(series, int(n_inst or 0))
         if request.study_uid is None:
-            out = {**_study_json(study, patient), **out}
-        _put(out, "StudyInstanceUID", study.study_instance_uid)
+            out = {**study_json(study, patient), **out}
+        put(out, "StudyInstanceUID", study.study_instance_uid)
         return out, first.where(Instance.series_pk == series.id)
     inst, series, study, patient = row
-    out = _instance_json(inst)
+    out = instance_json(inst)
     if request.series_uid is None:
-        out = {**_series_json(series), **out}
+        out = {**series_json(series), **out}
         if request.study_uid is None:
-            out = {**_study_json(study, patient), **out}
-    _put(out, "StudyInstanceUID", study.study_instance_uid)
-    _put(out, "SeriesInstanceUID", series.series_instance_uid)
+            out = {**study_json(study, patient), **out}
+    put(out, "StudyInstanceUID", study.study_instance_uid)
+    put(out, "SeriesInstanceUID", series.series_instance_uid)
     return out, select(Instance).where(Instance.id == inst.id)
 
 
@@ -545,7 +465,7 @@ def _add_header_fields(session: Session, catalog: Catalog, data_dir: Path, level
     """
     keys = [k for k in wanted if _LEVELS[_attribute_level(k)] <= _LEVELS[level]]
     keys += list(DEFAULT_RETURN[level]) + (list(_OPTIONAL[level]) if include_all else [])
-    needed = [k for k in dict.fromkeys(keys) if _json_tag(k) not in out]
+    needed = [k for k in dict.fromkeys(keys) if json_tag(k) not in out]
     if not needed and not (include_all and level == "instance"):
         return
     inst = session.scalars(first_query).first()
@@ -554,7 +474,7 @@ def _add_header_fields(session: Session, catalog: Catalog, data_dir: Path, level
     if inst.header_json is None and needed == ["BitsAllocated"] and not include_all:
         bits = _bits_allocated(data_dir, inst.file_path)  # avoid a full header per instance
         if bits is not None:
-            _put(out, "BitsAllocated", bits)
+            put(out, "BitsAllocated", bits)
         return
     header = _without_bulk(instance_header(catalog, data_dir, inst.id, inst.header_json))
     if include_all and level == "instance":
@@ -562,10 +482,10 @@ def _add_header_fields(session: Session, catalog: Catalog, data_dir: Path, level
             out.setdefault(tag, elem)
         return
     for key in needed:
-        tag = _json_tag(key)
+        tag = json_tag(key)
         if tag in header:
             out[tag] = header[tag]
-        elif key in wanted and not _HEX_TAG.fullmatch(key):
+        elif key in wanted and not HEX_TAG.fullmatch(key):
             vr = dictionary_VR(key)
             if " or " not in vr:  # asked for and known, but empty here (Type 2 semantics)
                 out[tag] = {"vr": vr}

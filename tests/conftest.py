@@ -141,3 +141,12 @@ def imported_archive(tmp_path_factory: pytest.TempPathFactory) -> ImportedArchiv
         capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return ImportedArchive(data_dir=data_dir, summary=json.loads(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def archive_server(imported_archive: ImportedArchive) -> Iterator[ServerProcess]:
+    """A real server over the imported test archive, one per test module."""
+    srv = ServerProcess(data_dir=imported_archive.data_dir, http_port=free_port(),
+                        dicom_port=free_port()).start()
+    yield srv
+    srv.stop()

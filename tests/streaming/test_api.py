@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pydicom
 import pytest
 import requests
 
-from tests.conftest import DATA, ImportedArchive, ServerProcess, free_port
+from tests.conftest import DATA, ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -17,11 +15,8 @@ ACRIN_PID = "ACRIN-NSCLC-FDG-PET-042"
 
 
 @pytest.fixture(scope="module")
-def server(imported_archive: ImportedArchive) -> Iterator[ServerProcess]:
-    srv = ServerProcess(data_dir=imported_archive.data_dir, http_port=free_port(),
-                        dicom_port=free_port()).start()
-    yield srv
-    srv.stop()
+def server(archive_server: ServerProcess) -> ServerProcess:
+    return archive_server
 
 
 def get(server: ServerProcess, path: str, **params: object) -> requests.Response:

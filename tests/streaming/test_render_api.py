@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,17 +10,14 @@ import requests
 import SimpleITK as sitk
 from PIL import Image
 
-from tests.conftest import ImportedArchive, ServerProcess, data_path, free_port
+from tests.conftest import ServerProcess, data_path
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def server(imported_archive: ImportedArchive) -> Iterator[ServerProcess]:
-    srv = ServerProcess(data_dir=imported_archive.data_dir, http_port=free_port(),
-                        dicom_port=free_port()).start()
-    yield srv
-    srv.stop()
+def server(archive_server: ServerProcess) -> ServerProcess:
+    return archive_server
 
 
 def _series(server: ServerProcess, description: str) -> str:
