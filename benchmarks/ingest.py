@@ -423,8 +423,6 @@ def bench_store_steps(report: Report, files: list[Path], work: Path, repeats: in
         (service_mod, "validate", "validate"),
         (storage.InstanceFiles, "stage", "stage: write + fsync (I/O thread)"),
         (storage.InstanceFiles, "publish", "publish: rename + fsync dir"),
-        (storage.InstanceFiles, "write", "write_durable (quarantine / legacy path)"),
-        (IngestService, "_is_archived", "catalog: known sha256?"),
         (IngestService, "_versions", "catalog: versions of the SOP UID"),
         (IngestService, "_consistency", "catalog: UID consistency"),
     ]

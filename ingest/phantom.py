@@ -112,6 +112,19 @@ def _base(modality: str, series_uid: str, series_number: int, description: str,
     return ds
 
 
+def _place(ds: Dataset, k: int, shape: tuple[int, int, int], pixel_mm: float,
+           slice_mm: float) -> None:
+    """Image-plane attributes of slice ``k`` of an axial stack laid out as in :func:`_grid`."""
+    _, ny, nx = shape
+    z = -120.0 + (k - (shape[0] - 1) / 2) * slice_mm
+    ds.ImagePositionPatient = [-(nx - 1) / 2 * pixel_mm, -(ny - 1) / 2 * pixel_mm, z]
+    ds.SliceLocation = z
+    ds.PixelSpacing = [pixel_mm, pixel_mm]
+    ds.SliceThickness = slice_mm
+    ds.InstanceNumber = k + 1
+    ds.Rows, ds.Columns = ny, nx
+
+
 def _write(ds: Dataset, sop_class: str, sop_uid: str, path: Path) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
@@ -135,14 +148,7 @@ def write_phantom_study(folder: Path) -> Path:
     hu = _ct_hu()
     for k in range(CT_SHAPE[0]):
         ds = _base("CT", ct_uid, 2, "SYNTHETIC CT 2.5mm", study_uid, for_uid, now)
-        z = -120.0 + (k - (CT_SHAPE[0] - 1) / 2) * CT_SLICE_MM
-        ny, nx = CT_SHAPE[1:]
-        ds.ImagePositionPatient = [-(nx - 1) / 2 * CT_PIXEL_MM, -(ny - 1) / 2 * CT_PIXEL_MM, z]
-        ds.SliceLocation = z
-        ds.PixelSpacing = [CT_PIXEL_MM, CT_PIXEL_MM]
-        ds.SliceThickness = CT_SLICE_MM
-        ds.InstanceNumber = k + 1
-        ds.Rows, ds.Columns = ny, nx
+        _place(ds, k, CT_SHAPE, CT_PIXEL_MM, CT_SLICE_MM)
         ds.PixelRepresentation = 1
         ds.RescaleIntercept = 0
         ds.RescaleSlope = 1
@@ -159,14 +165,7 @@ def write_phantom_study(folder: Path) -> Path:
     activity = _pet_bqml()
     for k in range(PT_SHAPE[0]):
         ds = _base("PT", pt_uid, 3, "SYNTHETIC PET AC", study_uid, for_uid, now)
-        z = -120.0 + (k - (PT_SHAPE[0] - 1) / 2) * PT_SLICE_MM
-        ny, nx = PT_SHAPE[1:]
-        ds.ImagePositionPatient = [-(nx - 1) / 2 * PT_PIXEL_MM, -(ny - 1) / 2 * PT_PIXEL_MM, z]
-        ds.SliceLocation = z
-        ds.PixelSpacing = [PT_PIXEL_MM, PT_PIXEL_MM]
-        ds.SliceThickness = PT_SLICE_MM
-        ds.InstanceNumber = k + 1
-        ds.Rows, ds.Columns = ny, nx
+        _place(ds, k, PT_SHAPE, PT_PIXEL_MM, PT_SLICE_MM)
         ds.PixelRepresentation = 0
         # One slope per slice, as scanners do: stored = activity / slope, exactly representable.
         peak = float(activity[k].max()) or 1.0

@@ -1,8 +1,9 @@
 """Durable file writes for archived instances and quarantined files.
 
-A file is written under a temporary name in its final folder, flushed and fsynced, renamed
-into place, and the folder fsynced: after :func:`write_durable` returns, the file survives a
-crash or power loss, and no reader ever sees a half-written file under its final name.
+Received bytes are staged under a temporary name in ``incoming/``, flushed and fsynced, then
+renamed to their final name and the folder fsynced (:meth:`InstanceFiles.publish`): once that
+returns the file survives a crash or power loss, and no reader ever sees a half-written file
+under its final name.
 """
 
 from __future__ import annotations
@@ -19,22 +20,6 @@ TMP_PREFIX = ".tmp-"
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (see module docstring)."""
-    ensure_dir(path.parent)
-    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def remove_stale_temporaries(root: Path) -> int:
@@ -71,9 +56,6 @@ class InstanceFiles:
     def absolute(self, relpath: str) -> Path:
         return self.data_dir / relpath
 
-    def read(self, relpath: str) -> bytes:
-        return self.absolute(relpath).read_bytes()
-
     def stage(self, data: bytes) -> Path:
         """Write ``data`` durably under a temporary name in ``incoming/`` (not yet visible).
 
@@ -103,10 +85,3 @@ class InstanceFiles:
     @staticmethod
     def discard(staged: Path) -> None:
         staged.unlink(missing_ok=True)
-
-    def write(self, relpath: str, data: bytes, *, sha256: str) -> None:
-        """Write durably unless an identical file is already there (idempotent)."""
-        path = self.absolute(relpath)
-        if path.exists() and path.stat().st_size == len(data) and sha256_hex(path.read_bytes()) == sha256:
-            return
-        write_durable(path, data)

@@ -32,7 +32,6 @@ class Runtime:
         self.builder = SeriesBuilder(self.catalog, self.data_dir, self.volumes)
         self.memory = VolumeMemoryCache(self.volumes, settings.volume_cache_bytes)
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def recover(self) -> None:
@@ -52,21 +51,16 @@ class Runtime:
                                         name="voxcast-series-builder", daemon=True)
         self._thread.start()
 
-    def wake_builder(self) -> None:
-        self._wake.set()
-
     def _build_loop(self, poll_seconds: float) -> None:
         while not self._stop.is_set():
             try:
                 self.builder.build_due(self.settings.series_quiet_seconds)
             except Exception:
                 log.exception("series build loop failed; retrying")
-            self._wake.wait(poll_seconds)
-            self._wake.clear()
+            self._stop.wait(poll_seconds)
 
     def close(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None

@@ -136,9 +136,8 @@ def store_part(runtime: Runtime, data: bytes, index: int, study_uid: str | None)
                                   sop_instance_uid=uids[2],
                                   failure_reason=FAILURE_DOES_NOT_MATCH,
                                   comment="StudyInstanceUID differs from the request's study")
+        # The series builder polls for quiet series; it needs no wake-up per instance.
         outcome = runtime.ingest.store(data, source="stow-rs", origin=f"stow-rs part {index}")
-        if outcome.ok:
-            runtime.wake_builder()
         return _from_outcome(outcome)
     except OSError as exc:
         code = FAILURE_OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) \
