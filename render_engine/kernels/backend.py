@@ -36,3 +36,8 @@ def to_gpu(array: Any) -> Any:
     if cp is None:
         raise RuntimeError("no usable GPU (cupy missing or no device)")
     return cp.asarray(array, dtype=cp.float32)
+
+
+def to_host(array: Any) -> Any:
+    """A numpy array of ``array`` (copied from the GPU when it is a cupy array)."""
+    return array.get() if is_gpu_array(array) else array

@@ -185,3 +185,30 @@ def test_index_steps_walk_the_pixel_grid() -> None:
     origin, d_col, d_row, _ = index_steps(geometry, plane)
     np.testing.assert_allclose(origin + 6 * d_col + 4 * d_row,
                                geometry.patient_to_index(plane.pixel_to_patient(4, 6)), atol=1e-9)
+
+
+@pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal"])
+@pytest.mark.parametrize("mode", ["mip", "minip", "avgip"])
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_axis_aligned_slab_fast_path_equals_the_general_kernel(orientation: str, mode: str,
+                                                               interpolation: str) -> None:
+    from render_engine.kernels import cpu_sampling
+
+    rng = np.random.default_rng(3)
+    vol = rng.normal(0, 100, size=(17, 23, 19)).astype(np.int16)
+    geometry = VolumeGeometry(shape=vol.shape, affine=_axial_affine(2.5, 0.9, 0.7))
+    order = cpu_sampling.LINEAR if interpolation == "linear" else cpu_sampling.NEAREST
+    code = {"mip": cpu_sampling.MIP, "minip": cpu_sampling.MINIP, "avgip": cpu_sampling.AVGIP}
+    # Centred, and half out of the volume (the slab clipped at the border), and a zoomed view.
+    base = standard_plane(geometry, orientation, size_px=(40, 36))
+    for plane in (base, base.moved_along_normal(-9.0).zoomed(1.7).panned(right_px=5)):
+        slab = Slab(thickness_mm=7.3, mode=mode)
+        origin, d_col, d_row, d_normal = index_steps(geometry, plane)
+        offsets = slab.sample_offsets_mm(slab_step_mm(geometry))
+        assert np.count_nonzero(np.abs(d_normal) > 1e-9) == 1  # the fast path's case
+        general = np.empty((36, 40), dtype=np.float32)
+        cpu_sampling._slab(vol, origin, d_col, d_row, d_normal, offsets, general, order,
+                           code[mode], np.nan)
+        fast = sample(vol, geometry, plane, slab=slab, interpolation=interpolation, fill=np.nan)
+        np.testing.assert_allclose(fast, general, rtol=1e-6, atol=1e-3)
+        assert np.isnan(fast).any() == np.isnan(general).any()

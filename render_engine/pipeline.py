@@ -1,0 +1,149 @@
+"""``render(state, volumes) -> Frame``: a pure function from a view state to pixels.
+
+The base series is sampled on the state's plane (with its slab), in its own units scaled to the
+display unit (HU; SUVbw for PET through the stored factor); the window maps those values to grey
+levels (PS3.3 C.11.2.1.2), a colour map to RGB; fusion layers are sampled on the *same* plane
+(no pre-resampling onto the base grid) and blended on top; occlusion masks are painted last.
+Same state and same volumes, same pixels: nothing here keeps state between calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from render_engine.colour import apply_colormap, blend, window_preset
+from render_engine.errors import RenderError
+from render_engine.geometry import VolumeGeometry
+from render_engine.kernels.backend import to_host
+from render_engine.kernels.window import window_to_uint8
+from render_engine.planes import Plane
+from render_engine.sampling import sample
+from render_engine.view import Layer, ViewState, Window
+
+
+class FrameOfReferenceError(RenderError, ValueError):
+    """A fusion layer lies in another frame of reference than the base series."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderVolume:
+    """What the renderer needs of one series: voxels (numpy, or cupy on the GPU), geometry,
+    and how stored values become display units (``values * scale`` in ``units``)."""
+
+    series_uid: str
+    data: Any = field(repr=False)
+    geometry: VolumeGeometry
+    modality: str = ""
+    units: str = ""
+    scale: float = 1.0
+    default_window: Window | None = None
+    default_invert: bool = False  # MONOCHROME1: low values white
+    frame_of_reference_uid: str = ""
+
+
+class VolumeSource(Protocol):
+    """Looks volumes up by series UID; raises ``KeyError`` for an unknown one."""
+
+    def __call__(self, series_uid: str) -> RenderVolume: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """One rendered view: ``pixels`` uint8 (h, w) grey or (h, w, 3) RGB; ``values`` the base
+    series' sampled float32 values in ``units`` (NaN outside the volume), the numbers that
+    measurements use; the ``plane`` shown (for overlays) and the ``window`` applied."""
+
+    pixels: npt.NDArray[np.uint8] = field(repr=False)
+    values: npt.NDArray[np.float32] = field(repr=False)
+    units: str
+    plane: Plane
+    window: Window
+    render_ms: float
+
+
+def sample_values(volume: RenderVolume, plane: Plane, state: ViewState) -> npt.NDArray[np.float32]:
+    """The base series' values on ``plane`` in display units, NaN outside (float32, host)."""
+    values = sample(volume.data, volume.geometry, plane, slab=state.slab,
+                    interpolation=state.interpolation, fill=np.nan)
+    values = to_host(values)
+    if volume.scale != 1.0:
+        values = values * np.float32(volume.scale)
+    return np.asarray(values, dtype=np.float32)
+
+
+def percentile_window(values: npt.NDArray[np.floating]) -> Window:
+    """The 1st–99th percentile of the finite values as a window (width ≥ 1)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Window(center=0.0, width=1.0)
+    lo, hi = (float(v) for v in np.percentile(finite, [1.0, 99.0]))
+    return Window(center=(lo + hi) / 2.0, width=max(1.0, hi - lo))
+
+
+def resolve_window(window: Window | None, preset: str | None, volume: RenderVolume,
+                   values: npt.NDArray[np.floating]) -> tuple[Window, bool]:
+    """(window, whether to invert before the viewer's own invert): explicit > preset (with
+    its invert) > the series' own default > SUV 0–5 for PET in SUVbw > the frame's 1st–99th
+    percentile; MONOCHROME1 series invert unless a preset says otherwise."""
+    if preset is not None and window is None:
+        p = window_preset(preset)
+        return Window(center=p.center, width=p.width), p.invert
+    invert = volume.default_invert
+    if window is not None:
+        return window, invert
+    if volume.default_window is not None:
+        return volume.default_window, invert
+    if volume.units == "SUVbw":
+        return Window(center=2.5, width=5.0), invert
+    return percentile_window(values), invert
+
+
+def _layer_rgb(layer: Layer, volumes: VolumeSource, base: RenderVolume, plane: Plane,
+               state: ViewState) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    volume = volumes(layer.series_uid)
+    if (base.frame_of_reference_uid and volume.frame_of_reference_uid
+            and volume.frame_of_reference_uid != base.frame_of_reference_uid):
+        raise FrameOfReferenceError(
+            f"fusion layer {layer.series_uid} is in another frame of reference than "
+            f"{base.series_uid}; register the series first")
+    values = sample_values(volume, plane, state)
+    window, preset_invert = resolve_window(layer.window, layer.preset, volume, values)
+    grey = window_to_uint8(values, center=window.center, width=window.width,
+                           invert=preset_invert)
+    weight = np.isfinite(values).astype(np.float32)  # no data → no tint
+    return apply_colormap(grey, layer.colormap), weight
+
+
+def render(state: ViewState, volumes: VolumeSource) -> Frame:
+    """Render ``state``; raises ``KeyError`` for an unknown series, :class:`RenderError`
+    (``GeometryError``, ``FrameOfReferenceError``, …) for a state that cannot be shown."""
+    start = time.perf_counter()
+    base = volumes(state.series_uid)
+    plane = state.plane_for(base.geometry)
+    values = sample_values(base, plane, state)
+    window, preset_invert = resolve_window(state.window, state.preset, base, values)
+    grey = window_to_uint8(values, center=window.center, width=window.width,
+                           invert=state.invert != preset_invert)
+    pixels: npt.NDArray[np.uint8]
+    if state.colormap == "grey" and not state.layers and not _coloured_masks(state):
+        pixels = grey
+    else:
+        pixels = apply_colormap(grey, state.colormap)
+        for layer in state.layers:
+            over, weight = _layer_rgb(layer, volumes, base, plane, state)
+            pixels = blend(pixels, over, layer.opacity, weight=weight)
+    for mask in state.masks:
+        covered = mask.covers(plane)
+        pixels = pixels.copy() if not pixels.flags.writeable else pixels
+        pixels[covered] = mask.color if pixels.ndim == 3 else mask.color[0]
+    return Frame(pixels=pixels, values=values, units=base.units, plane=plane, window=window,
+                 render_ms=(time.perf_counter() - start) * 1e3)
+
+
+def _coloured_masks(state: ViewState) -> bool:
+    return any(len(set(m.color)) > 1 for m in state.masks)
