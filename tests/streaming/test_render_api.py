@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -121,6 +122,75 @@ def test_slab_mip_is_at_least_the_plane(server: ServerProcess) -> None:
                              "slab": {"mode": "mip", "thickness_mm": 20}})
     both = np.isfinite(thin) & np.isfinite(thick)
     assert (thick[both] >= thin[both] - 1e-3).all() and (thick[both] > thin[both]).mean() > 0.5
+
+
+def test_a_standard_orientation_shows_the_stored_slice(server: ServerProcess) -> None:
+    image = _sitk("CT")  # sorted along the slice normal by GDCM, like VoxCast's volume
+    uid = _series(server, "CT IMAGES")
+    reference = sitk.GetArrayFromImage(image)
+    for k in (0, 40, image.GetSize()[2] - 1):
+        values, r = _raw(server, {"series_uid": uid, "orientation": "acquisition",
+                                  "slice_index": k, "size_px": [512, 512]})
+        plane = json.loads(r.headers["X-Plane"])
+        assert plane["pixel_spacing_mm"] == pytest.approx(image.GetSpacing()[0], rel=1e-6)
+        np.testing.assert_allclose(values, reference[k], atol=1e-3)
+
+
+def test_fusion_is_the_ct_window_blended_with_the_coloured_pet(server: ServerProcess) -> None:
+    ct, pet = _series(server, "CT IMAGES"), _series(server, "PET AC")
+    view = {"series_uid": ct, "orientation": "coronal", "size_px": [160, 200],
+            "window": {"center": 40, "width": 400}}
+    fused = requests.post(f"{server.url}/api/render", json=view | {"layers": [
+        {"series_uid": pet, "window": {"center": 2.5, "width": 5}, "colormap": "hot-iron",
+         "opacity": 0.5}]}, timeout=60)
+    assert fused.status_code == 200, fused.text
+    rgb = np.asarray(Image.open(io.BytesIO(fused.content)))
+    assert rgb.shape == (200, 160, 3)
+    # Independent composition from the raw values of both series on the same plane.
+    plane = json.loads(fused.headers["X-Plane"])
+    ct_values, _ = _raw(server, {"series_uid": ct, "plane": plane})
+    suv, r = _raw(server, {"series_uid": pet, "plane": plane})
+    assert r.headers["X-Units"] == "SUVbw"
+
+    def window(x: np.ndarray, c: float, w: float) -> np.ndarray:
+        y = np.clip(((x - (c - 0.5)) / (w - 1) + 0.5) * 255, 0, 255)
+        return np.rint(np.nan_to_num(y, nan=0.0)).astype(np.uint8)
+
+    from render_engine.colour import colormap_lut
+
+    base = np.repeat(window(ct_values, 40, 400)[..., None], 3, axis=2).astype(np.float32)
+    over = colormap_lut("hot-iron")[window(suv, 2.5, 5)].astype(np.float32)
+    alpha = np.where(np.isfinite(suv), 0.5, 0.0)[..., None]
+    expected = np.rint(base + alpha * (over - base))
+    assert np.abs(rgb.astype(int) - expected.astype(int)).max() <= 1
+    assert (np.abs(rgb[..., 0].astype(int) - rgb[..., 2]) > 30).mean() > 0.05  # tinted
+
+
+@pytest.mark.parametrize(("patch", "message"), [
+    ({"preset": "ct-nothing"}, "unknown window preset"),
+    ({"colormap": "viridis"}, "unknown colour map"),
+    ({"orientation": "oblique"}, "orientation"),
+    ({"zoom": -1}, "zoom"),
+    ({"layers": [{"series_uid": "1.2.3", "opacity": 2}]}, "opacity"),
+    ({"masks": [{"shape": "star", "center_px": [1, 1], "half_size_px": [1, 1]}]}, "shape"),
+    ({"position_mm": 1, "slice_index": 2}, "not both"),
+])
+def test_bad_view_states_are_400_with_the_reason(server: ServerProcess, patch: dict,
+                                                 message: str) -> None:
+    body = {"series_uid": _series(server, "CT IMAGES"), "orientation": "axial"} | patch
+    r = requests.post(f"{server.url}/api/render", json=body, timeout=30)
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_presets_masks_and_colour_maps_over_http(server: ServerProcess) -> None:
+    uid = _series(server, "CT IMAGES")
+    view = {"series_uid": uid, "orientation": "axial", "size_px": [128, 128],
+            "preset": "ct-lung", "colormap": "rainbow",
+            "masks": [{"shape": "rectangle", "center_px": [10, 10], "half_size_px": [5, 5]}]}
+    r = requests.post(f"{server.url}/api/render", json=view, timeout=60)
+    assert r.status_code == 200 and r.headers["X-Window"] == "-600,1500"
+    rgb = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert rgb.shape == (128, 128, 3) and (rgb[5:16, 5:16] == 0).all()
 
 
 @pytest.mark.parametrize(("body", "params", "status"), [
