@@ -79,7 +79,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     """Build the HTTP application over an already-built :class:`Runtime`."""
-    from streaming import api, dicomweb, render_api
+    from streaming import api, dicomweb, measure_api, render_api
 
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=runtime.settings.max_upload_bytes)
@@ -88,6 +88,7 @@ def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     app.router.add_get("/api/health", health)
     api.add_routes(app)
     render_api.add_routes(app)
+    measure_api.add_routes(app)
     dicomweb.add_routes(app)
 
     async def _shutdown(app: web.Application) -> None:
