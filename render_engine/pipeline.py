@@ -17,13 +17,18 @@ import numpy as np
 import numpy.typing as npt
 
 from render_engine.colour import apply_colormap, blend, window_preset
+from render_engine.cpr import sample_cpr
+from render_engine.curved import CprSurface
 from render_engine.errors import RenderError
 from render_engine.geometry import VolumeGeometry
 from render_engine.kernels.backend import to_host
 from render_engine.kernels.window import window_to_uint8
 from render_engine.planes import Plane
 from render_engine.sampling import sample
-from render_engine.view import Layer, ViewState, Window
+from render_engine.view import MAX_OUTPUT_PIXELS, Layer, ViewState, ViewStateError, Window
+
+# Where a view samples: a plane, or the curved surface of a CPR.
+Surface = Plane | CprSurface
 
 
 class FrameOfReferenceError(RenderError, ValueError):
@@ -56,20 +61,53 @@ class VolumeSource(Protocol):
 class Frame:
     """One rendered view: ``pixels`` uint8 (h, w) grey or (h, w, 3) RGB; ``values`` the base
     series' sampled float32 values in ``units`` (NaN outside the volume), the numbers that
-    measurements use; the ``plane`` shown (for overlays) and the ``window`` applied."""
+    measurements use; the ``surface`` shown (a :class:`Plane`, or a :class:`CprSurface`) for
+    overlays, and the ``window`` applied."""
 
     pixels: npt.NDArray[np.uint8] = field(repr=False)
     values: npt.NDArray[np.float32] = field(repr=False)
     units: str
-    plane: Plane
+    surface: Surface
     window: Window
     render_ms: float
 
+    @property
+    def plane(self) -> Plane | None:
+        """The plane shown, or None for a curved view."""
+        return self.surface if isinstance(self.surface, Plane) else None
 
-def sample_values(volume: RenderVolume, plane: Plane, state: ViewState) -> npt.NDArray[np.float32]:
-    """The base series' values on ``plane`` in display units, NaN outside (float32, host)."""
-    values = sample(volume.data, volume.geometry, plane, slab=state.slab,
-                    interpolation=state.interpolation, fill=np.nan)
+    def geometry_json(self) -> dict[str, Any]:
+        """Where the pixels lie in patient space, for overlays: ``{"plane": ...}`` or
+        ``{"cpr": {"size_px", "pixel_spacing_mm", "length_mm", "centreline_lps"}}``."""
+        if isinstance(self.surface, Plane):
+            return {"plane": self.surface.to_json()}
+        s = self.surface
+        return {"cpr": {"size_px": list(s.size_px), "pixel_spacing_mm": s.pixel_spacing_mm,
+                        "length_mm": float(s.row_arc_mm[-1] - s.row_arc_mm[0]),
+                        "centreline_lps": np.asarray(s.centreline_lps).tolist()}}
+
+
+def surface_for(state: ViewState, geometry: VolumeGeometry) -> Surface:
+    """The plane (or CPR surface) ``state`` shows of a volume with ``geometry``; raises
+    :class:`ViewStateError` for a CPR too large to render."""
+    if state.cpr is None:
+        return state.plane_for(geometry)
+    surface = state.cpr_view().surface()
+    w, h = surface.size_px
+    if w * h > MAX_OUTPUT_PIXELS:
+        raise ViewStateError(f"the CPR would be {w}x{h} pixels; raise its pixel spacing")
+    return surface
+
+
+def sample_values(volume: RenderVolume, surface: Surface,
+                  state: ViewState) -> npt.NDArray[np.float32]:
+    """A series' values on ``surface`` in display units, NaN outside (float32, host)."""
+    if isinstance(surface, Plane):
+        values = sample(volume.data, volume.geometry, surface, slab=state.slab,
+                        interpolation=state.interpolation, fill=np.nan)
+    else:
+        values = sample_cpr(volume.data, volume.geometry, surface, slab=state.slab,
+                            interpolation=state.interpolation, fill=np.nan)
     values = to_host(values)
     if volume.scale != 1.0:
         values = values * np.float32(volume.scale)
@@ -103,7 +141,7 @@ def resolve_window(window: Window | None, preset: str | None, volume: RenderVolu
     return percentile_window(values), invert
 
 
-def _layer_rgb(layer: Layer, volumes: VolumeSource, base: RenderVolume, plane: Plane,
+def _layer_rgb(layer: Layer, volumes: VolumeSource, base: RenderVolume, plane: Surface,
                state: ViewState) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     volume = volumes(layer.series_uid)
     if (base.frame_of_reference_uid and volume.frame_of_reference_uid
@@ -124,7 +162,7 @@ def render(state: ViewState, volumes: VolumeSource) -> Frame:
     (``GeometryError``, ``FrameOfReferenceError``, …) for a state that cannot be shown."""
     start = time.perf_counter()
     base = volumes(state.series_uid)
-    plane = state.plane_for(base.geometry)
+    plane = surface_for(state, base.geometry)
     values = sample_values(base, plane, state)
     window, preset_invert = resolve_window(state.window, state.preset, base, values)
     grey = window_to_uint8(values, center=window.center, width=window.width,
@@ -141,7 +179,7 @@ def render(state: ViewState, volumes: VolumeSource) -> Frame:
         covered = mask.covers(plane)
         pixels = pixels.copy() if not pixels.flags.writeable else pixels
         pixels[covered] = mask.color if pixels.ndim == 3 else mask.color[0]
-    return Frame(pixels=pixels, values=values, units=base.units, plane=plane, window=window,
+    return Frame(pixels=pixels, values=values, units=base.units, surface=plane, window=window,
                  render_ms=(time.perf_counter() - start) * 1e3)
 
 

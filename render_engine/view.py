@@ -10,12 +10,13 @@ a volume's geometry; rendering it is :func:`render_engine.pipeline.render`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from render_engine.colour import COLORMAPS, WINDOW_PRESETS
+from render_engine.curved import CprSurface, CprView
 from render_engine.errors import GeometryError, RenderError
 from render_engine.geometry import VolumeGeometry
 from render_engine.planes import Orientation, Plane, Slab, standard_plane
@@ -87,8 +88,9 @@ class Mask:
         if half is None or min(half) <= 0:
             raise ViewStateError("mask half sizes must be > 0")
 
-    def covers(self, plane: Plane) -> np.ndarray:
-        """Boolean (h, w): the output pixels whose centres the mask covers on ``plane``."""
+    def covers(self, plane: Plane | CprSurface) -> np.ndarray:
+        """Boolean (h, w): the output pixels whose centres the mask covers on ``plane`` (or a
+        CPR surface: ``center_lps`` goes to its nearest point on the surface)."""
         w, h = plane.size_px
         if self.center_lps is not None and self.half_size_mm is not None:
             row, col, _ = plane.patient_to_pixel(np.asarray(self.center_lps, dtype=np.float64))
@@ -117,7 +119,9 @@ def _check_names(preset: str | None, colormap: str) -> None:
 class ViewState:
     """One viewport's view, complete: same state, same pixels.
 
-    Geometry: ``plane`` (explicit) or ``orientation`` (+ ``position_mm`` along its normal in
+    Geometry: ``plane`` (explicit), ``cpr`` (a curved planar reformation along a centreline;
+    only ``zoom`` of the view operations applies: it divides the CPR's pixel spacing) or
+    ``orientation`` (+ ``position_mm`` along its normal in
     LPS mm, or ``slice_index`` along the volume's slice axis; neither = the middle) fitted to
     ``size_px``; then ``orbit_deg`` = (azimuth about the screen's vertical axis, elevation
     about its horizontal axis) through the plane centre, ``rotation_deg`` (clockwise on
@@ -131,6 +135,7 @@ class ViewState:
     series_uid: str
     plane: Plane | None = None
     orientation: Orientation | None = None
+    cpr: CprView | None = None
     position_mm: float | None = None
     slice_index: float | None = None
     size_px: tuple[int, int] | None = None
@@ -152,8 +157,10 @@ class ViewState:
     def __post_init__(self) -> None:
         if not self.series_uid:
             raise ViewStateError("series_uid is required")
-        if (self.plane is None) == (self.orientation is None):
-            raise ViewStateError("give either an explicit plane or an orientation")
+        given = sum(x is not None for x in (self.plane, self.orientation, self.cpr))
+        if given != 1:
+            raise ViewStateError("give exactly one of an explicit plane, an orientation or a "
+                                 "CPR view")
         if self.orientation is not None:
             try:
                 object.__setattr__(self, "orientation", Orientation(self.orientation))
@@ -189,10 +196,22 @@ class ViewState:
         return standard_plane(geometry, self.orientation, size_px=self.output_size_px,
                               position_mm=self.position_mm, slice_index=self.slice_index)
 
+    def cpr_view(self) -> CprView:
+        """The CPR this state shows (zoom applied); raises :class:`ViewStateError` for a
+        state without one."""
+        if self.cpr is None:
+            raise ViewStateError("this view is not a CPR")
+        if self.zoom == 1.0:
+            return self.cpr
+        return replace(self.cpr, pixel_spacing_mm=self.cpr.pixel_spacing_mm / self.zoom)
+
     def plane_for(self, geometry: VolumeGeometry) -> Plane:
         """The plane this state shows of a volume with ``geometry`` (LPS mm).
 
-        Raises :class:`GeometryError` for a degenerate result."""
+        Raises :class:`GeometryError` for a degenerate result, :class:`ViewStateError` for a
+        CPR state (its surface is :meth:`cpr_view`)."""
+        if self.cpr is not None:
+            raise ViewStateError("a CPR view is a curved surface, not a plane")
         plane = self.base_plane(geometry)
         azimuth, elevation = self.orbit_deg
         if azimuth:

@@ -14,7 +14,10 @@ or ``"orientation": "axial" | "coronal" | "sagittal" | "acquisition"`` with ``po
 fusion layers and masks (README). ``?format=png`` (default), ``jpeg`` or ``raw``: raw is h×w
 float32 little-endian, row-major, in the units of ``X-Units`` (HU for CT, SUVbw for PET with a
 body-weight factor), with ``X-Shape: h,w``; pixels outside the volume are NaN. ``X-Window``
-names the window applied and ``X-Plane`` the plane shown (JSON), for overlays.
+names the window applied and ``X-Plane`` the plane shown (JSON), for overlays; a CPR view
+(``"cpr": {"path": {"points_lps": [[x, y, z], …], "kind": "spline"}, "mode": "straightened",
+"rotation_deg": 0, "pixel_spacing_mm": s, "width_px": w}``) has ``X-CPR`` (size, spacing,
+length of the centreline in mm) instead.
 """
 
 from __future__ import annotations
@@ -72,8 +75,13 @@ async def render(request: web.Request) -> web.Response:
     h, w = frame.values.shape
     headers = {"X-Units": frame.units, "X-Shape": f"{h},{w}",
                "X-Window": f"{frame.window.center:g},{frame.window.width:g}",
-               "X-Plane": json.dumps(frame.plane.to_json(), separators=(",", ":")),
                "X-Render-Ms": f"{frame.render_ms:.2f}"}
+    where = frame.geometry_json()
+    if "plane" in where:
+        headers["X-Plane"] = json.dumps(where["plane"], separators=(",", ":"))
+    else:  # the centreline itself is in the state; the header stays small
+        headers["X-CPR"] = json.dumps({k: v for k, v in where["cpr"].items()
+                                       if k != "centreline_lps"}, separators=(",", ":"))
     if fmt == "raw":
         return web.Response(body=frame.values.astype("<f4").tobytes(),
                             content_type="application/octet-stream", headers=headers)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from render_engine.curved import CprView
 from render_engine.errors import GeometryError
 from render_engine.planes import Orientation, Plane, Slab
 from render_engine.view import Layer, Mask, ViewState, ViewStateError, Window
@@ -64,6 +65,7 @@ class ViewStateIn(BaseModel):
     series_uid: str = Field(min_length=1, max_length=64)
     plane: PlaneIn | None = None
     orientation: Orientation | None = None
+    cpr: dict[str, Any] | None = None
     position_mm: float | None = None
     slice_index: float | None = None
     size_px: tuple[int, int] | None = None
@@ -100,8 +102,9 @@ def parse_view(body: Any) -> ViewState:
             center_lps=np.array(v.plane.center_lps), row_dir=np.array(v.plane.row_dir),
             col_dir=np.array(v.plane.col_dir), pixel_spacing_mm=v.plane.pixel_spacing_mm,
             size_px=v.plane.size_px)
+        cpr = None if v.cpr is None else CprView.from_json(v.cpr)
         return ViewState(
-            series_uid=v.series_uid, plane=plane, orientation=v.orientation,
+            series_uid=v.series_uid, plane=plane, orientation=v.orientation, cpr=cpr,
             position_mm=v.position_mm, slice_index=v.slice_index, size_px=v.size_px,
             orbit_deg=v.orbit_deg, rotation_deg=v.rotation_deg,
             flip_horizontal=v.flip_horizontal, flip_vertical=v.flip_vertical, zoom=v.zoom,
@@ -128,6 +131,7 @@ def view_to_json(state: ViewState) -> dict[str, Any]:
         "series_uid": state.series_uid,
         "plane": None if state.plane is None else state.plane.to_json(),
         "orientation": None if state.orientation is None else str(state.orientation),
+        "cpr": None if state.cpr is None else state.cpr.to_json(),
         "position_mm": state.position_mm,
         "slice_index": state.slice_index,
         "size_px": None if state.size_px is None else list(state.size_px),

@@ -216,3 +216,33 @@ def test_bad_masks_and_layers_are_refused() -> None:
         Layer(series_uid="1.2", opacity=1.5)
     with pytest.raises(ViewStateError):
         Window(center=0, width=0.5)
+
+
+def test_a_cpr_view_renders_its_surface_with_fusion_and_zoom(ct: RenderVolume,
+                                                             pet: RenderVolume) -> None:
+    from render_engine.curved import CprView, CurvedPath
+
+    # A straight centreline along P at x = 15, z = 20: the straightened CPR is an axial strip.
+    path = CurvedPath(points_lps=[[15.0, 4.0, 20.0], [15.0, 28.0, 20.0]], kind="polyline")
+    cpr = CprView(path=path, pixel_spacing_mm=1.0, width_px=21, up_lps=(0.0, 0.0, 1.0))
+    state = ViewState(series_uid="1.2.3", cpr=cpr, window=Window(center=0, width=2000),
+                      layers=(Layer(series_uid="1.2.4", window=Window(center=2.5, width=5)),))
+    frame = render(state, _source(ct, pet))
+    assert frame.plane is None and frame.pixels.shape == (frame.values.shape + (3,))
+    h, w = frame.values.shape
+    assert w == 21 and h * 1.0 == pytest.approx(24.0, abs=1.0)
+    # The centre column is the centreline: voxels (z=10, y, x=15) of the CT.
+    grid = frame.surface.grid_lps() if not isinstance(frame.surface, Plane) else None
+    assert grid is not None
+    idx = ct.geometry.patient_to_index(grid[:, w // 2])
+    np.testing.assert_allclose(idx[:, [0, 2]], [[10.0, 15.0]] * h, atol=1e-9)
+    column = ct.data[10, :, 15].astype(np.float64)
+    expected = np.interp(idx[:, 1], np.arange(column.size), column)  # linear along y
+    np.testing.assert_allclose(frame.values[:, w // 2], expected, atol=1e-3)
+    assert "cpr" in frame.geometry_json()
+    zoomed = render(ViewState(series_uid="1.2.3", cpr=cpr, zoom=2.0), _source(ct))
+    assert zoomed.values.shape[0] == pytest.approx(2 * h, abs=2)
+    with pytest.raises(ViewStateError):
+        ViewState(series_uid="1.2.3", cpr=cpr, orientation="axial")
+    with pytest.raises(ViewStateError):
+        ViewState(series_uid="1.2.3", cpr=cpr).plane_for(ct.geometry)

@@ -166,6 +166,25 @@ def test_fusion_is_the_ct_window_blended_with_the_coloured_pet(server: ServerPro
     assert (np.abs(rgb[..., 0].astype(int) - rgb[..., 2]) > 30).mean() > 0.05  # tinted
 
 
+def test_a_cpr_along_a_straight_line_is_that_line_of_the_volume(server: ServerProcess) -> None:
+    uid = _series(server, "CT IMAGES")
+    image = _sitk("CT")
+    mid = np.array(image.TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2 for n in image.GetSize()]))
+    start, end = mid + [0, -60, 0], mid + [0, 60, 0]  # 120 mm along P
+    cpr = {"path": {"points_lps": [start.tolist(), end.tolist()], "kind": "polyline"},
+           "mode": "straightened", "pixel_spacing_mm": 1.0, "width_px": 65}
+    values, r = _raw(server, {"series_uid": uid, "cpr": cpr})
+    info = json.loads(r.headers["X-CPR"])
+    assert values.shape == (120, 65) and info["length_mm"] == pytest.approx(119.0)
+    line = {"center_lps": mid.tolist(), "row_dir": [1, 0, 0], "col_dir": [0, 1, 0],
+            "pixel_spacing_mm": 1.0, "size_px": [1, 120]}
+    centre, _ = _raw(server, {"series_uid": uid, "plane": line})
+    np.testing.assert_allclose(values[:, 32], centre[:, 0], atol=1e-3)  # the centreline
+    turned, _ = _raw(server, {"series_uid": uid, "cpr": cpr | {"rotation_deg": 180}})
+    np.testing.assert_allclose(turned, values[:, ::-1], atol=1e-2)
+
+
 @pytest.mark.parametrize(("patch", "message"), [
     ({"preset": "ct-nothing"}, "unknown window preset"),
     ({"colormap": "viridis"}, "unknown colour map"),

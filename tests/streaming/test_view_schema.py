@@ -13,7 +13,7 @@ FULL = {
     "series_uid": "1.2.840.1",
     "plane": {"center_lps": [1.0, 2.0, 3.0], "row_dir": [1.0, 0.0, 0.0],
               "col_dir": [0.0, 0.0, -1.0], "pixel_spacing_mm": 0.7, "size_px": [300, 200]},
-    "orientation": None, "position_mm": None, "slice_index": None, "size_px": [256, 256],
+    "orientation": None, "cpr": None, "position_mm": None, "slice_index": None, "size_px": [256, 256],
     "orbit_deg": [10.0, -5.0], "rotation_deg": 90.0, "flip_horizontal": True,
     "flip_vertical": False, "zoom": 2.5, "pan_px": [3.0, -4.0],
     "slab": {"mode": "minip", "thickness_mm": 12.0}, "interpolation": "nearest",
