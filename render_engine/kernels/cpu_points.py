@@ -13,7 +13,16 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from render_engine.kernels.cpu_sampling import AVGIP, LINEAR, MINIP, MIP, NEAREST, _sample
+from render_engine.kernels.cpu_sampling import (
+    AVGIP,
+    LINEAR,
+    MINIP,
+    MIP,
+    NEAREST,
+    _accumulate,
+    _finish,
+    _sample,
+)
 
 __all__ = ["AVGIP", "LINEAR", "MINIP", "MIP", "NEAREST", "sample_points", "sample_points_slab"]
 
@@ -43,22 +52,8 @@ def _points_slab(vol, pts, normals, offsets, out, order, mode, fill):  # type: i
                 if not (-0.5 <= z <= nz - 0.5 and -0.5 <= y <= ny - 0.5
                         and -0.5 <= x <= nx - 0.5):
                     continue
-                v = _sample(vol, z, y, x, order, fill)
-                if count == 0:
-                    acc = v
-                elif mode == MIP:
-                    acc = max(acc, v)
-                elif mode == MINIP:
-                    acc = min(acc, v)
-                else:
-                    acc += v
-                count += 1
-            if count == 0:
-                out[i, j] = fill
-            elif mode == AVGIP:
-                out[i, j] = acc / count
-            else:
-                out[i, j] = acc
+                acc, count = _accumulate(acc, count, _sample(vol, z, y, x, order, fill), mode)
+            out[i, j] = _finish(acc, count, mode, fill)
 
 
 def _grid(array: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:

@@ -46,6 +46,26 @@ def _sample(vol, z, y, x, order, fill):  # type: ignore[no-untyped-def]
     return c0 * (1.0 - fz) + c1 * fz
 
 
+@numba.njit(cache=True, inline="always")
+def _accumulate(acc, count, v, mode):  # type: ignore[no-untyped-def]
+    """Fold sample ``v`` into a slab's running MIP / MinIP / sum; returns (acc, count)."""
+    if count == 0:
+        return v, 1
+    if mode == MIP:
+        return max(acc, v), count + 1
+    if mode == MINIP:
+        return min(acc, v), count + 1
+    return acc + v, count + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _finish(acc, count, mode, fill):  # type: ignore[no-untyped-def]
+    """A slab pixel's value: ``fill`` without samples inside, the mean for AvgIP."""
+    if count == 0:
+        return fill
+    return acc / count if mode == AVGIP else acc
+
+
 @numba.njit(parallel=True, cache=True)
 def _plane(vol, origin, d_col, d_row, out, order, fill):  # type: ignore[no-untyped-def]
     h, w = out.shape
@@ -78,22 +98,8 @@ def _slab(vol, origin, d_col, d_row, d_normal, offsets, out, order, mode, fill):
                 if not (-0.5 <= z <= nz - 0.5 and -0.5 <= y <= ny - 0.5
                         and -0.5 <= x <= nx - 0.5):
                     continue
-                v = _sample(vol, z, y, x, order, fill)
-                if count == 0:
-                    acc = v
-                elif mode == MIP:
-                    acc = max(acc, v)
-                elif mode == MINIP:
-                    acc = min(acc, v)
-                else:
-                    acc += v
-                count += 1
-            if count == 0:
-                out[i, j] = fill
-            elif mode == AVGIP:
-                out[i, j] = acc / count
-            else:
-                out[i, j] = acc
+                acc, count = _accumulate(acc, count, _sample(vol, z, y, x, order, fill), mode)
+            out[i, j] = _finish(acc, count, mode, fill)
 
 
 @numba.njit(cache=True, inline="always")
@@ -160,21 +166,8 @@ def _slab_along_axis(vol, origin, d_col, d_row, axis, step, offsets, out, order,
                     fa = a - a0
                     a1 = a0 + 1 if na > 1 else 0
                     val = cache[a0 - m_lo] * (1.0 - fa) + cache[a1 - m_lo] * fa
-                if count == 0:
-                    acc = val
-                elif mode == MIP:
-                    acc = max(acc, val)
-                elif mode == MINIP:
-                    acc = min(acc, val)
-                else:
-                    acc += val
-                count += 1
-            if count == 0:
-                out[i, j] = fill
-            elif mode == AVGIP:
-                out[i, j] = acc / count
-            else:
-                out[i, j] = acc
+                acc, count = _accumulate(acc, count, val, mode)
+            out[i, j] = _finish(acc, count, mode, fill)
 
 
 def sample_plane(volume: npt.NDArray[np.generic], origin: npt.NDArray[np.float64],

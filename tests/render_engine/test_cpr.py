@@ -22,29 +22,9 @@ from render_engine.kernels.cpu_points import LINEAR, MIP, NEAREST, sample_points
 from render_engine.planes import Plane, Slab
 from render_engine.sampling import sample, slab_step_mm
 from tests.conftest import data_path
+from tests.render_engine.test_sampling import _trilinear_numpy
 
 # -- references -------------------------------------------------------------------------------
-
-
-def _trilinear_numpy(vol: np.ndarray, idx: np.ndarray, fill: float) -> np.ndarray:
-    """Slow, obvious reference: ITK's inside rule, clamped trilinear interpolation."""
-    n = np.array(vol.shape, dtype=np.float64)
-    inside = np.all((idx >= -0.5) & (idx <= n - 0.5), axis=-1)
-    c = np.clip(idx, 0, n - 1)
-    lo = np.minimum(np.floor(c).astype(int), np.maximum(n.astype(int) - 2, 0))
-    hi = np.minimum(lo + 1, n.astype(int) - 1)
-    f = c - lo
-    out = np.zeros(idx.shape[:-1])
-    for dz in (0, 1):
-        for dy in (0, 1):
-            for dx in (0, 1):
-                zz = np.where(dz, hi[..., 0], lo[..., 0])
-                yy = np.where(dy, hi[..., 1], lo[..., 1])
-                xx = np.where(dx, hi[..., 2], lo[..., 2])
-                wgt = ((f[..., 0] if dz else 1 - f[..., 0]) * (f[..., 1] if dy else 1 - f[..., 1])
-                       * (f[..., 2] if dx else 1 - f[..., 2]))
-                out += wgt * vol[zz, yy, xx]
-    return np.where(inside, out, fill)
 
 
 def _nearest_numpy(vol: np.ndarray, idx: np.ndarray, fill: float) -> np.ndarray:
