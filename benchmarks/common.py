@@ -37,6 +37,23 @@ def median(samples: Sequence[float]) -> float:
     return float(statistics.median(samples)) if samples else float("nan")
 
 
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between order statistics
+    (numpy's default rule); NaN for no samples."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    pos = q / 100.0 * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo]))
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Wall-clock seconds of one call."""
     t0 = time.perf_counter()
@@ -77,17 +94,29 @@ def machine() -> dict[str, Any]:
 
 @dataclass(slots=True, kw_only=True)
 class Row:
-    """One line of a results table: a named measurement with its samples."""
+    """One line of a results table: a named measurement with its samples.
+
+    ``case`` and ``tool`` (optional) name what was measured and with what, for benchmarks
+    that run several tools on the same case side by side.
+    """
 
     name: str
     unit: str
     samples: list[float]
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    case: str = ""
+    tool: str = ""
 
     @property
     def value(self) -> float:
         return median(self.samples)
+
+    def stats(self) -> dict[str, float]:
+        """median, p95, min and max of the samples (NaN for none)."""
+        return {"median": self.value, "p95": percentile(self.samples, 95.0),
+                "min": min(self.samples, default=float("nan")),
+                "max": max(self.samples, default=float("nan"))}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -100,6 +129,10 @@ class Report:
     # Extra markdown sections (title, body) printed after the main table.
     sections: list[tuple[str, str]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # Markdown printed between the title and the table of rows (e.g. a side-by-side summary).
+    summary: str = ""
+    # False: the table of rows shows median, p95, min, max and the count instead of every sample.
+    samples_in_markdown: bool = True
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -108,14 +141,26 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "machine": machine(),
                 "facts": self.facts, "notes": self.notes, "details": self.details,
-                "rows": [{**asdict(r), "median": r.value} for r in self.rows]}
+                "rows": [{**asdict(r), **r.stats()} for r in self.rows]}
 
     def to_markdown(self) -> str:
-        lines = [f"# {self.title}", "", "| measurement | median | unit | samples | note |",
-                 "|---|---:|---|---|---|"]
+        lines = [f"# {self.title}", ""]
+        if self.summary:
+            lines += [self.summary.rstrip("\n"), ""]
+        if self.samples_in_markdown:
+            lines += ["| measurement | median | unit | samples | note |", "|---|---:|---|---|---|"]
+        else:
+            lines += ["| measurement | median | p95 | min | max | unit | samples | note |",
+                      "|---|---:|---:|---:|---:|---|---:|---|"]
         for r in self.rows:
-            samples = ", ".join(_fmt(s) for s in r.samples)
-            lines.append(f"| {r.name} | {_fmt(r.value)} | {r.unit} | {samples} | {r.note} |")
+            if self.samples_in_markdown:
+                samples = ", ".join(_fmt(s) for s in r.samples)
+                lines.append(f"| {r.name} | {_fmt(r.value)} | {r.unit} | {samples} | {r.note} |")
+            else:
+                st = r.stats()
+                lines.append(f"| {r.name} | {_fmt(st['median'])} | {_fmt(st['p95'])} | "
+                             f"{_fmt(st['min'])} | {_fmt(st['max'])} | {r.unit} | "
+                             f"{len(r.samples)} | {r.note} |")
         if self.facts:
             lines += ["", "| fact | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v) if isinstance(v, float) else v} |"
@@ -132,6 +177,11 @@ class Report:
         json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         md_path.write_text(self.to_markdown())
         return json_path, md_path
+
+
+def fmt(value: float) -> str:
+    """A number for a markdown table: 3 significant digits below 1, 2 decimals below 100."""
+    return _fmt(value)
 
 
 def _fmt(value: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from render_engine.camera import Camera
 from render_engine.colour import apply_colormap, blend, window_preset
 from render_engine.cpr import sample_cpr
 from render_engine.curved import CprSurface
@@ -24,7 +25,9 @@ from render_engine.geometry import VolumeGeometry
 from render_engine.kernels.backend import to_host
 from render_engine.kernels.window import window_to_uint8
 from render_engine.planes import Plane
+from render_engine.raycast import BlockGrid, render_projection, render_volume
 from render_engine.sampling import sample
+from render_engine.transfer import preset as transfer_preset
 from render_engine.view import MAX_OUTPUT_PIXELS, Layer, ViewState, ViewStateError, Window
 
 # Where a view samples: a plane, or the curved surface of a CPR.
@@ -49,6 +52,9 @@ class RenderVolume:
     default_window: Window | None = None
     default_invert: bool = False  # MONOCHROME1: low values white
     frame_of_reference_uid: str = ""
+    # Facts derived from the voxels and kept with them by the cache (e.g. the ray caster's
+    # block grid), so repeated 3D frames of one volume do not recompute them.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class VolumeSource(Protocol):
@@ -157,13 +163,64 @@ def _layer_rgb(layer: Layer, volumes: VolumeSource, base: RenderVolume, plane: S
     return apply_colormap(grey, layer.colormap), weight
 
 
+def _blocks(volume: RenderVolume) -> BlockGrid:
+    grid = volume.derived.get("block_grid")
+    if grid is None:
+        grid = volume.derived["block_grid"] = BlockGrid.of(volume.data, volume.geometry)
+    return grid  # type: ignore[no-any-return]
+
+
+def _camera(state: ViewState, plane: Plane) -> Camera:
+    assert state.render3d is not None
+    return Camera(center_lps=plane.center_lps, row_dir=plane.row_dir, col_dir=plane.col_dir,
+                  pixel_spacing_mm=plane.pixel_spacing_mm, size_px=plane.size_px,
+                  projection=state.render3d.projection)
+
+
+def project_values(volume: RenderVolume, plane: Plane,
+                   state: ViewState) -> npt.NDArray[np.float32]:
+    """A 3D projection (MIP / MinIP / AvgIP through the whole volume) of ``state`` on the
+    camera image ``plane``, in display units, NaN where a ray misses the volume."""
+    assert state.render3d is not None
+    method = state.render3d.method
+    values = render_projection(volume.data, volume.geometry, _camera(state, plane), mode=method,
+                               fill=np.nan,
+                               blocks=_blocks(volume) if method != "avgip" else None)
+    values = np.asarray(to_host(values), dtype=np.float32)
+    return values * np.float32(volume.scale) if volume.scale != 1.0 else values
+
+
+def _volume_rendering(state: ViewState, base: RenderVolume, plane: Plane,
+                      start: float) -> Frame:
+    assert state.render3d is not None
+    name = state.render3d.preset or ("pet" if base.modality == "PT" else "ct-bone")
+    rgb = render_volume(base.data, base.geometry, _camera(state, plane), transfer_preset(name),
+                        shading=state.render3d.shading, value_scale=base.scale,
+                        blocks=_blocks(base), dtype="uint8")
+    pixels = np.ascontiguousarray(to_host(rgb))
+    for mask in state.masks:
+        pixels[mask.covers(plane)] = mask.color
+    h, w = pixels.shape[:2]
+    return Frame(pixels=pixels, values=np.full((h, w), np.nan, dtype=np.float32),
+                 units="", surface=plane, window=Window(center=0.0, width=1.0),
+                 render_ms=(time.perf_counter() - start) * 1e3)
+
+
 def render(state: ViewState, volumes: VolumeSource) -> Frame:
     """Render ``state``; raises ``KeyError`` for an unknown series, :class:`RenderError`
-    (``GeometryError``, ``FrameOfReferenceError``, …) for a state that cannot be shown."""
+    (``GeometryError``, ``FrameOfReferenceError``, …) for a state that cannot be shown.
+
+    A volume rendering (``render3d.method == "vr"``) has RGB pixels and no values (NaN)."""
     start = time.perf_counter()
     base = volumes(state.series_uid)
     plane = surface_for(state, base.geometry)
-    values = sample_values(base, plane, state)
+    if state.render3d is not None:
+        assert isinstance(plane, Plane)
+        if state.render3d.method == "vr":
+            return _volume_rendering(state, base, plane, start)
+        values = project_values(base, plane, state)
+    else:
+        values = sample_values(base, plane, state)
     window, preset_invert = resolve_window(state.window, state.preset, base, values)
     grey = window_to_uint8(values, center=window.center, width=window.width,
                            invert=state.invert != preset_invert)
@@ -172,7 +229,7 @@ def render(state: ViewState, volumes: VolumeSource) -> Frame:
         pixels = grey
     else:
         pixels = apply_colormap(grey, state.colormap)
-        for layer in state.layers:
+        for layer in state.layers if state.render3d is None else ():
             over, weight = _layer_rgb(layer, volumes, base, plane, state)
             pixels = blend(pixels, over, layer.opacity, weight=weight)
     for mask in state.masks:

@@ -107,6 +107,33 @@ class Mask:
         return np.asarray(dx * dx + dy * dy <= 1.0)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Render3D:
+    """A 3D view: rays cast through the whole volume along the view plane's normal (the plane
+    is the camera's image plane). ``method``: ``mip`` / ``minip`` / ``avgip`` projections
+    (values in data units, windowed like a plane: the rotating PET MIP) or ``vr``, volume
+    rendering through the transfer ``preset`` (ct-bone, ct-soft-tissue, ct-vessels, ct-lung,
+    pet; default ct-bone, pet for PET) with Blinn-Phong ``shading``."""
+
+    method: Literal["mip", "minip", "avgip", "vr"] = "mip"
+    preset: str | None = None
+    projection: Literal["orthographic", "perspective"] = "orthographic"
+    shading: bool = True
+
+    def __post_init__(self) -> None:
+        from render_engine.transfer import PRESET_NAMES
+
+        if self.method not in ("mip", "minip", "avgip", "vr"):
+            raise ViewStateError(f"3D method must be mip, minip, avgip or vr, got "
+                                 f"{self.method!r}")
+        if self.preset is not None and self.preset not in PRESET_NAMES:
+            raise ViewStateError(f"unknown volume rendering preset {self.preset!r}; known: "
+                                 f"{', '.join(PRESET_NAMES)}")
+        if self.projection not in ("orthographic", "perspective"):
+            raise ViewStateError(f"projection must be orthographic or perspective, got "
+                                 f"{self.projection!r}")
+
+
 def _check_names(preset: str | None, colormap: str) -> None:
     if preset is not None and preset not in WINDOW_PRESETS:
         raise ViewStateError(f"unknown window preset {preset!r}; "
@@ -129,7 +156,8 @@ class ViewState:
     centre) and ``pan_px`` (screen pixels, after zoom). Display: ``window`` (data units) or
     ``preset`` (a name of :data:`render_engine.colour.WINDOW_PRESETS`; a preset's own invert
     combines with ``invert``), else the series' default; ``colormap``; ``layers`` for fusion;
-    ``masks`` for occlusion.
+    ``masks`` for occlusion. ``render3d`` turns the view into a 3D one whose camera image
+    plane is the plane above (orbit rotates the camera about the plane centre).
     """
 
     series_uid: str
@@ -153,6 +181,7 @@ class ViewState:
     colormap: str = "grey"
     layers: tuple[Layer, ...] = ()
     masks: tuple[Mask, ...] = field(default=())
+    render3d: Render3D | None = None
 
     def __post_init__(self) -> None:
         if not self.series_uid:
@@ -180,6 +209,8 @@ class ViewState:
             raise ViewStateError(f"interpolation must be linear or nearest, "
                                  f"got {self.interpolation!r}")
         _check_names(self.preset, self.colormap)
+        if self.render3d is not None and self.cpr is not None:
+            raise ViewStateError("a view is either 3D or a CPR, not both")
 
     @property
     def output_size_px(self) -> tuple[int, int]:

@@ -41,8 +41,8 @@ def _object(body: object) -> dict[str, Any]:
 
 def _measure(runtime: Runtime, state: ViewState, shapes: list[Any]) -> dict[str, Any]:
     volume = render_volume(runtime, state.series_uid)
-    if state.cpr is not None:
-        raise ApiError(400, "measurements are made on planar views; this view is a CPR")
+    if state.cpr is not None or state.render3d is not None:
+        raise ApiError(400, "measurements are made on planar views; this view is a CPR or 3D")
     try:
         plane = state.plane_for(volume.geometry)
         parsed = [shape_from_json(s, plane) for s in shapes]

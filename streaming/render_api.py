@@ -71,6 +71,8 @@ async def render(request: web.Request) -> web.Response:
     if fmt not in ("png", "jpeg", "raw"):
         raise ApiError(400, f"format must be png, jpeg or raw, got {fmt!r}")
     state = parse_view(await read_json(request))
+    if fmt == "raw" and state.render3d is not None and state.render3d.method == "vr":
+        raise ApiError(400, "a volume rendering has colours, not values: use png or jpeg")
     frame = await run_blocking(request, render_frame, runtime, state)
     h, w = frame.values.shape
     headers = {"X-Units": frame.units, "X-Shape": f"{h},{w}",

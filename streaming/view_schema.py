@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from render_engine.curved import CprView
 from render_engine.errors import GeometryError
 from render_engine.planes import Orientation, Plane, Slab
-from render_engine.view import Layer, Mask, ViewState, ViewStateError, Window
+from render_engine.view import Layer, Mask, Render3D, ViewState, ViewStateError, Window
 from streaming.app import ApiError
 
 Vec3 = tuple[float, float, float]
@@ -60,6 +60,13 @@ class MaskIn(_Strict):
     color: tuple[int, int, int] = (0, 0, 0)
 
 
+class Render3DIn(_Strict):
+    method: Literal["mip", "minip", "avgip", "vr"] = "mip"
+    preset: str | None = None
+    projection: Literal["orthographic", "perspective"] = "orthographic"
+    shading: bool = True
+
+
 class ViewStateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     series_uid: str = Field(min_length=1, max_length=64)
@@ -83,6 +90,7 @@ class ViewStateIn(BaseModel):
     colormap: str = "grey"
     layers: list[LayerIn] = Field(default_factory=list, max_length=4)
     masks: list[MaskIn] = Field(default_factory=list, max_length=32)
+    render3d: Render3DIn | None = None
 
 
 def _window(w: WindowIn | None) -> Window | None:
@@ -116,7 +124,8 @@ def parse_view(body: Any) -> ViewState:
             layers=tuple(Layer(series_uid=x.series_uid, window=_window(x.window),
                                preset=x.preset, colormap=x.colormap, opacity=x.opacity)
                          for x in v.layers),
-            masks=tuple(Mask(**m.model_dump()) for m in v.masks))
+            masks=tuple(Mask(**m.model_dump()) for m in v.masks),
+            render3d=None if v.render3d is None else Render3D(**v.render3d.model_dump()))
     except (GeometryError, ViewStateError) as exc:
         raise ApiError(400, f"invalid view state: {exc}") from None
 
@@ -157,4 +166,7 @@ def view_to_json(state: ViewState) -> dict[str, Any]:
                                   ("center_lps", m.center_lps),
                                   ("half_size_mm", m.half_size_mm), ("color", m.color))
                    if val is not None} for m in state.masks],
+        "render3d": None if state.render3d is None else {
+            "method": state.render3d.method, "preset": state.render3d.preset,
+            "projection": state.render3d.projection, "shading": state.render3d.shading},
     }

@@ -34,4 +34,5 @@ def render_volume(runtime: Runtime, series_uid: str) -> RenderVolume:
     return RenderVolume(series_uid=series_uid, data=cached.data, geometry=cached.geometry,
                         modality=str(meta.get("modality") or ""), units=units, scale=scale,
                         default_window=default, default_invert=bool(meta.get("invert")),
-                        frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""))
+                        frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""),
+                        derived=cached.derived)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ class CachedVolume:
     data: npt.NDArray[Any]
     geometry: VolumeGeometry
     metadata: dict[str, Any]
+    # Facts the renderer derives from the voxels (e.g. its block grid), kept as long as they.
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:

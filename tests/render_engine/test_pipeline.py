@@ -246,3 +246,33 @@ def test_a_cpr_view_renders_its_surface_with_fusion_and_zoom(ct: RenderVolume,
         ViewState(series_uid="1.2.3", cpr=cpr, orientation="axial")
     with pytest.raises(ViewStateError):
         ViewState(series_uid="1.2.3", cpr=cpr).plane_for(ct.geometry)
+
+
+def test_3d_views_cast_rays_through_the_camera_plane(ct: RenderVolume, pet: RenderVolume) -> None:
+    from render_engine.camera import Camera
+    from render_engine.raycast import render_projection
+    from render_engine.view import Render3D
+
+    mip = ViewState(series_uid="1.2.4", orientation="coronal", size_px=(40, 48),
+                    render3d=Render3D(method="mip"), preset="pet-suv-0-5", orbit_deg=(30, 0))
+    frame = render(mip, _source(pet))
+    assert frame.plane is not None and frame.units == "SUVbw"
+    camera = Camera(center_lps=frame.plane.center_lps, row_dir=frame.plane.row_dir,
+                    col_dir=frame.plane.col_dir, pixel_spacing_mm=frame.plane.pixel_spacing_mm,
+                    size_px=frame.plane.size_px)
+    reference = render_projection(pet.data, pet.geometry, camera, mode="mip", fill=np.nan)
+    np.testing.assert_allclose(frame.values, reference * np.float32(2.5e-4), rtol=1e-6)
+    assert np.nanmax(frame.values) == pytest.approx(5.0, rel=1e-3)  # the hot box, SUV 5
+    # A full turn is the same view.
+    turned = render(ViewState(series_uid="1.2.4", orientation="coronal", size_px=(40, 48),
+                              render3d=Render3D(method="mip"), orbit_deg=(390, 0)),
+                    _source(pet))
+    again = render(ViewState(series_uid="1.2.4", orientation="coronal", size_px=(40, 48),
+                             render3d=Render3D(method="mip"), orbit_deg=(30, 0)), _source(pet))
+    np.testing.assert_allclose(turned.values, again.values, atol=1e-4, equal_nan=True)
+    vr = render(ViewState(series_uid="1.2.3", orientation="coronal", size_px=(40, 30),
+                          render3d=Render3D(method="vr", preset="ct-bone")), _source(ct))
+    assert vr.pixels.shape == (30, 40, 3) and vr.pixels.dtype == np.uint8
+    assert vr.pixels.max() > 0 and np.isnan(vr.values).all()
+    with pytest.raises(ViewStateError):
+        Render3D(method="vr", preset="ct-teeth")

@@ -185,6 +185,34 @@ def test_a_cpr_along_a_straight_line_is_that_line_of_the_volume(server: ServerPr
     np.testing.assert_allclose(turned, values[:, ::-1], atol=1e-2)
 
 
+def test_pet_mip_and_volume_rendering(server: ServerProcess) -> None:
+    uid = _series(server, "PET AC")
+    image = _sitk("PT_AC")
+    factor = requests.get(f"{server.url}/api/series/{uid}/volume", timeout=30).json()[
+        "suv_bw_factor"]
+    hottest = float(sitk.GetArrayFromImage(image).max()) * factor
+    mip = {"series_uid": uid, "orientation": "coronal", "size_px": [256, 256],
+           "render3d": {"method": "mip"}}
+    values, r = _raw(server, mip)
+    assert r.headers["X-Units"] == "SUVbw"
+    # Trilinear samples never exceed the hottest voxel; the rays (2.7 mm apart) pass near it.
+    assert 0.75 * hottest <= np.nanmax(values) <= hottest * 1.0001
+    middle, _ = _raw(server, {k: v for k, v in mip.items() if k != "render3d"})
+    both = np.isfinite(values) & np.isfinite(middle)
+    assert (values[both] >= middle[both] - 0.05 * hottest).all()
+    assert (values[both] > middle[both]).mean() > 0.5
+    side, _ = _raw(server, mip | {"orbit_deg": [90, 0]})
+    assert not np.allclose(side, values, equal_nan=True)
+    vr = mip | {"render3d": {"method": "vr", "preset": "pet"}}
+    png = requests.post(f"{server.url}/api/render", json=vr, timeout=120)
+    assert png.status_code == 200, png.text
+    rgb = np.asarray(Image.open(io.BytesIO(png.content)))
+    assert rgb.shape == (256, 256, 3) and rgb.max() > 100
+    raw = requests.post(f"{server.url}/api/render", params={"format": "raw"}, json=vr,
+                        timeout=60)
+    assert raw.status_code == 400 and "colours" in raw.json()["error"]
+
+
 @pytest.mark.parametrize(("patch", "message"), [
     ({"preset": "ct-nothing"}, "unknown window preset"),
     ({"colormap": "viridis"}, "unknown colour map"),

@@ -25,6 +25,8 @@ FULL = {
                "color": [0, 0, 0]},
               {"shape": "rectangle", "center_px": [4.0, 4.0], "half_size_px": [2.0, 2.0],
                "color": [0, 0, 0]}],
+    "render3d": {"method": "vr", "preset": "ct-vessels", "projection": "perspective",
+                 "shading": False},
 }
 
 
