@@ -26,12 +26,17 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# dcmtk is a real third-party DICOM peer for the tests (storescu, echoscu, storescp).
+# dcmtk is a real third-party DICOM peer for the tests (storescu, echoscu, storescp); Mesa's
+# EGL and software OpenGL let VTK (the 3D reference of the render benchmark) draw offscreen.
+SYSTEM_TEST_PACKAGES = dcmtk libegl-mesa0 libgl1-mesa-dri
 system-test-deps:
-	@command -v storescu >/dev/null && command -v echoscu >/dev/null || { \
-	  echo "installing dcmtk (Debian package) for the DICOM peer tests"; \
+	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing (Debian packages) for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dcmtk; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
 
 # Import the demo study once per data directory: the ACRIN PET-CT when present, otherwise
 # the synthetic phantom study that VoxCast generates itself.
