@@ -27,6 +27,8 @@ import numpy.typing as npt
 
 from render_engine.errors import GeometryError
 from render_engine.geometry import VolumeGeometry
+from render_engine.planes import rotation_matrix as _rotation
+from render_engine.planes import unit_vector as _unit
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,22 +47,6 @@ _VIEWS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]]
     "inferior": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),  # looks to H; L right, A up
 }
 VIEWS = tuple(_VIEWS)
-
-
-def _unit(v: npt.ArrayLike, name: str) -> FloatArray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
-    n = float(np.linalg.norm(a))
-    if not np.isfinite(a).all() or n < 1e-12:
-        raise GeometryError(f"{name} must be a finite non-zero 3-vector, got {a.tolist()}")
-    return a / n
-
-
-def _rotation(axis: FloatArray, angle_deg: float) -> FloatArray:
-    """Rotation matrix about unit ``axis`` by ``angle_deg`` (right-handed, Rodrigues)."""
-    a = math.radians(angle_deg)
-    x, y, z = axis
-    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + math.sin(a) * k + (1.0 - math.cos(a)) * (k @ k)
 
 
 def _positive(value: float | None, name: str) -> float | None:

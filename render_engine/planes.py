@@ -30,7 +30,9 @@ FloatArray = npt.NDArray[np.float64]
 _ORTHO_TOL = 1e-6
 
 
-def _unit(v: npt.ArrayLike, name: str) -> FloatArray:
+def unit_vector(v: npt.ArrayLike, name: str) -> FloatArray:
+    """``v`` normalised; raises :class:`GeometryError` (naming ``name``) for a zero or
+    non-finite vector."""
     a = np.asarray(v, dtype=np.float64).reshape(3)
     n = float(np.linalg.norm(a))
     if not np.isfinite(a).all() or n < 1e-12:
@@ -38,12 +40,15 @@ def _unit(v: npt.ArrayLike, name: str) -> FloatArray:
     return a / n
 
 
-def _rotation(axis: FloatArray, angle_deg: float) -> FloatArray:
+def rotation_matrix(axis: FloatArray, angle_deg: float) -> FloatArray:
     """Rotation matrix about unit ``axis`` by ``angle_deg`` (right-handed, Rodrigues)."""
     a = math.radians(angle_deg)
     x, y, z = axis
     k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
     return np.eye(3) + math.sin(a) * k + (1.0 - math.cos(a)) * (k @ k)
+
+
+_unit, _rotation = unit_vector, rotation_matrix
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
