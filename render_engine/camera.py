@@ -223,6 +223,17 @@ class Camera:
         rot = _rotation(row, -float(elevation_deg))
         return replace(self, row_dir=row, col_dir=rot @ col)
 
+    def swivel(self, frames: int, *, range_deg: float = 360.0,
+               elevation_deg: float = 0.0) -> list[Camera]:
+        """``frames`` cameras orbiting by equal azimuth steps over ``range_deg`` (a full turn
+        leaves out its repeated end), e.g. the rotating PET MIP; raises :class:`GeometryError`
+        for fewer than one frame."""
+        if frames < 1:
+            raise GeometryError(f"frames must be >= 1, got {frames}")
+        full = abs(abs(range_deg) - 360.0) < 1e-9
+        step = range_deg / (frames if full or frames == 1 else frames - 1)
+        return [self.orbited(n * step, elevation_deg) for n in range(frames)]
+
     def rolled(self, angle_deg: float) -> Camera:
         """Rotate the image content clockwise on screen by ``angle_deg`` about the centre."""
         rot = _rotation(self.normal, -float(angle_deg))

@@ -9,10 +9,12 @@ Rays are sampled every ``step_mm`` (default: half the smallest distance between 
 voxel planes). Projections return float32 (h, w) in the volume's own units (HU, Bq/ml, …);
 volume rendering returns RGB (h, w, 3), float32 in 0..1 or uint8.
 
-A :class:`BlockGrid` (min and max of coarse voxel blocks) makes both faster without changing a
-pixel: MIP skips blocks that cannot raise a ray's maximum, volume rendering skips blocks whose
-values are all transparent. It is computed per call unless given; a caller that renders many
-frames of one volume (a rotating MIP) computes it once with :meth:`BlockGrid.of`.
+A :class:`BlockGrid` (min and max of coarse voxel blocks, three levels) makes both faster
+without changing a pixel: MIP skips blocks that cannot raise a ray's maximum, volume rendering
+skips blocks whose values are all transparent. It is computed per call unless given; a caller
+that renders many frames of one volume (a rotating MIP, an interactive 3D view) computes it once
+with :meth:`BlockGrid.of` (about 0.1 s for a 512 x 512 x 135 CT on two cores) and keeps it with
+the volume.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from render_engine.errors import RenderError
 from render_engine.geometry import VolumeGeometry
 from render_engine.kernels import cpu_raycast, gpu_raycast
 from render_engine.kernels.backend import cupy_or_none, is_gpu_array
+from render_engine.kernels.cpu_blocks import block_count
 from render_engine.transfer import TransferFunction
 
 PROJECTION_MODES = {"mip": cpu_raycast.MIP, "minip": cpu_raycast.MINIP,
@@ -94,6 +97,16 @@ class BlockGrid:
         lo, hi = kernels.block_pyramid(volume, shifts)
         return cls(shifts=shifts, minimum=tuple(lo), maximum=tuple(hi))
 
+    def check(self, volume: Any) -> BlockGrid:
+        """This grid, after making sure it was made for a volume of ``volume``'s shape (raises
+        :class:`RenderError` otherwise)."""
+        expected = tuple(block_count(n, s) for n, s in zip(volume.shape, self.shifts,
+                                                              strict=True))
+        if len(self.maximum) != 3 or tuple(self.maximum[0].shape) != expected:
+            raise RenderError(f"block grid of shape {tuple(self.maximum[0].shape)} does not fit "
+                              f"a volume of shape {tuple(volume.shape)}")
+        return self
+
 
 def camera_rays(geometry: VolumeGeometry, camera: Camera,
                 step_mm: float) -> npt.NDArray[np.float64]:
@@ -139,7 +152,7 @@ def render_projection(volume: Any, geometry: VolumeGeometry, camera: Camera, *,
     levels = None
     shifts = (0, 0, 0)
     if code != cpu_raycast.AVGIP:
-        grid = blocks if blocks is not None else BlockGrid.of(volume, geometry)
+        grid = blocks.check(volume) if blocks is not None else BlockGrid.of(volume, geometry)
         levels = grid.maximum if code == cpu_raycast.MIP else grid.minimum
         shifts = grid.shifts
     return kernels.project(volume, rays, (h, w), mode=code, fill=fill, block_levels=levels,
@@ -191,13 +204,15 @@ def render_volume(volume: Any, geometry: VolumeGeometry, camera: Camera,
         raise RenderError(f"value_scale must be > 0, got {value_scale}")
     if dtype not in ("float32", "uint8"):
         raise RenderError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    if not alpha_stop > 0:
+        raise RenderError(f"alpha_stop must be > 0, got {alpha_stop}")
     bg = tuple(float(c) for c in background)
     if len(bg) != 3 or not all(0.0 <= c <= 1.0 for c in bg):
         raise RenderError(f"background must be RGB in 0..1, got {background}")
     xp, kernels = _array_module(volume)
     rays = camera_rays(geometry, camera, step)
     lut = classified_lut(transfer, step, value_scale=value_scale, size=lut_size)
-    grid = blocks if blocks is not None else BlockGrid.of(volume, geometry)
+    grid = blocks.check(volume) if blocks is not None else BlockGrid.of(volume, geometry)
     material = ((transfer.ambient, transfer.diffuse, transfer.specular, transfer.specular_power)
                 if shading else None)
     w, h = camera.size_px

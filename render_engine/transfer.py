@@ -150,8 +150,8 @@ _PRESETS: dict[str, TransferFunction] = {
         color_points=((-100.0, 0.62, 0.36, 0.18), (40.0, 0.85, 0.45, 0.36),
                       (100.0, 0.92, 0.62, 0.50), (300.0, 1.00, 0.92, 0.84),
                       (1000.0, 1.00, 1.00, 1.00)),
-        opacity_points=((-1024.0, 0.0), (-100.0, 0.0), (20.0, 0.03), (80.0, 0.08),
-                        (300.0, 0.5), (1000.0, 0.85), (3071.0, 0.9)),
+        opacity_points=((-1024.0, 0.0), (-100.0, 0.0), (20.0, 0.12), (80.0, 0.3),
+                        (300.0, 0.6), (1000.0, 0.85), (3071.0, 0.9)),
         ambient=0.2, diffuse=0.7, specular=0.15, specular_power=10.0),
     # CT angiography: contrast-filled lumen (about 200-500 HU) red to yellow, opaque from about
     # 180 HU; unenhanced tissue hidden; bone (brighter still) tends to white.
@@ -164,13 +164,13 @@ _PRESETS: dict[str, TransferFunction] = {
                         (700.0, 0.85), (3071.0, 0.85)),
         ambient=0.2, diffuse=0.75, specular=0.35, specular_power=24.0),
     # Lung: air (airways, outside the body) and soft tissue hidden, the parenchyma band
-    # (-900..-500 HU) faintly opaque, so the lungs show as a translucent cast.
+    # (about -900..-550 HU) semi-opaque, so the lungs show as a cast.
     "ct-lung": TransferFunction(
         name="ct-lung",
         color_points=((-950.0, 0.75, 0.45, 0.45), (-800.0, 0.95, 0.70, 0.65),
                       (-600.0, 1.00, 0.85, 0.80), (-400.0, 1.00, 0.95, 0.90)),
-        opacity_points=((-1024.0, 0.0), (-950.0, 0.0), (-850.0, 0.03), (-700.0, 0.08),
-                        (-550.0, 0.08), (-450.0, 0.0), (3071.0, 0.0)),
+        opacity_points=((-1024.0, 0.0), (-920.0, 0.0), (-850.0, 0.12), (-650.0, 0.25),
+                        (-550.0, 0.0), (3071.0, 0.0)),
         ambient=0.25, diffuse=0.7, specular=0.1, specular_power=8.0),
     # FDG PET in SUVbw: background and blood pool (< 1.5) hidden, uptake from about 2.5
     # (the usual threshold of suspicion) red, hotter lesions orange to yellow to white.

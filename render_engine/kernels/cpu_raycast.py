@@ -1,4 +1,4 @@
-"""CPU (numba, parallel over image rows) ray casting through a volume in index space.
+"""CPU (numba, parallel over image tiles) ray casting through a volume in index space.
 
 Coordinates are continuous voxel indices ``(z, y, x)``, as in :mod:`cpu_sampling`: a point is
 inside when ``-0.5 <= i <= n - 0.5`` on every axis (ITK's rule) and is interpolated trilinearly
@@ -13,11 +13,15 @@ pixel (i, j) is ``origin + j d_col + i d_row + k d_ray`` for every integer ``k``
 pixel). The index→patient matrix comes along to measure steps in mm and to turn index-space
 gradients into patient space (through the inverse transpose), so sheared volumes shade right.
 
-Speed-ups, all exact (the image does not change): a coarse min/max grid of voxel blocks lets
-MIP skip blocks whose maximum cannot raise the ray's maximum (after a coarse pass gave a lower
-bound) and MinIP likewise; volume rendering skips blocks whose whole value range is transparent
-and stops a ray once its opacity reaches ``alpha_stop``. Arithmetic is float32 where values are
-concerned and float64 for positions; fast-math leaves NaN and infinity semantics alone.
+Speed-ups that never change a pixel: rays walk the three levels of block grids of
+:mod:`cpu_blocks` and sample only the level-1 blocks that matter, in runs to each block's exit
+(MIP and MinIP: blocks that may beat the ray's extreme so far, which starts from the sample
+where the neighbouring ray peaked; volume rendering: blocks with visible values); volume
+rendering stops a ray at ``alpha_stop`` and keeps the corner differences of the last shaded cell
+for the next sample in it. Pixels are processed in tiles, whose rays share cached voxels;
+values are float32, positions float64; indices are unsigned (no wraparound checks); fast-math
+keeps NaN and infinity semantics and no contraction or reassociation, so the same sample gives
+the same bits wherever it is taken.
 """
 
 from __future__ import annotations
@@ -29,10 +33,19 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from render_engine.kernels.cpu_blocks import (
+    LEVEL_SHIFT,
+    block_count,
+    block_minmax,
+    block_pyramid,
+    pool_blocks,
+    visible_blocks,
+)
 from render_engine.kernels.cpu_sampling import AVGIP, MINIP, MIP
 
-__all__ = ["AVGIP", "MINIP", "MIP", "block_minmax", "block_pyramid", "composite", "pack_rays",
-           "pool_blocks", "project", "tile_order", "visible_blocks"]
+__all__ = ["AVGIP", "LEVEL_SHIFT", "MINIP", "MIP", "block_count", "block_minmax",
+           "block_pyramid", "composite", "pack_rays", "pool_blocks", "project", "tile_order",
+           "visible_blocks"]
 
 # Fast-math flags that keep NaN/inf comparisons meaningful and every call site bit-identical
 # (no contraction or reassociation), so skipping blocks never changes a pixel.
@@ -46,7 +59,6 @@ P_SIZE = 35
 TILE_ROWS, TILE_COLS = 8, 32  # pixels per tile (rows, columns)
 COARSE_STRIDE = 8  # samples between the lower-bound samples of MIP/MinIP
 EXIT_MARGIN = 1e-6  # samples; rounding errors of the exit parameter are ~1e-12
-LEVEL_SHIFT = 2  # each level's block holds 4 x 4 x 4 blocks of the level below (3 levels)
 
 
 def pack_rays(origin: npt.ArrayLike, d_col: npt.ArrayLike, d_row: npt.ArrayLike, *,
@@ -91,11 +103,6 @@ def tile_order(h: int, w: int, groups: int = 8) -> npt.NDArray[np.int64]:
     order = np.concatenate([np.arange(g, len(tiles), groups)
                             for g in range(min(groups, len(tiles)))])
     return np.ascontiguousarray(tiles[order])
-
-
-def block_count(n: int, shift: int) -> int:
-    """Blocks along an axis of ``n`` voxels: cells 0 … max(n - 2, 0) in blocks of 2**shift."""
-    return (max(n - 2, 0) >> shift) + 1
 
 
 # -- per-sample helpers ------------------------------------------------------------------------
@@ -201,13 +208,14 @@ def _inner(dims, z, y, x):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always", fastmath=_FM)
-def _gradient(flat, dims, z, y, x):  # type: ignore[no-untyped-def]
+def _gradient(flat, dims, z, y, x, cache, cached):  # type: ignore[no-untyped-def]
     """Central differences of the interpolated volume one voxel either side, per index axis
-    (z, y, x), i.e. the trilinear interpolation of the voxels' central differences.
+    (z, y, x): the trilinear interpolation of the voxels' central differences.
 
-    Inside the grid it reads the 32 voxels around the cell once; near the border it takes the
-    six clamped samples."""
-    nm1z, nm1y, nm1x, nm2z, nm2y, nm2x, stz, sty, oz, oy, ox = dims
+    Inside the grid the corners' differences are kept in ``cache`` (float32, 24) for the cell
+    at flat index ``cached``, so that further samples in the same cell only interpolate; near
+    the border it takes six clamped samples. Returns (gz, gy, gx, the cached cell)."""
+    nm1z, nm1y, nm1x, nm2z, nm2y, nm2x, stz, sty, _, _, _ = dims
     iz, fz = _locate(z, nm1z, nm2z)
     iy, fy = _locate(y, nm1y, nm2y)
     ix, fx = _locate(x, nm1x, nm2x)
@@ -215,46 +223,53 @@ def _gradient(flat, dims, z, y, x):  # type: ignore[no-untyped-def]
         half = np.float32(0.5)
         return ((_sample(flat, dims, z + 1.0, y, x) - _sample(flat, dims, z - 1.0, y, x)) * half,
                 (_sample(flat, dims, z, y + 1.0, x) - _sample(flat, dims, z, y - 1.0, x)) * half,
-                (_sample(flat, dims, z, y, x + 1.0) - _sample(flat, dims, z, y, x - 1.0)) * half)
+                (_sample(flat, dims, z, y, x + 1.0) - _sample(flat, dims, z, y, x - 1.0)) * half,
+                cached)
     b = _base(iz, iy, ix, stz, sty)
+    if b != cached:
+        _corner_differences(flat, b, stz, sty, cache)
+    return (_trilerp(cache, 0, fz, fy, fx), _trilerp(cache, 8, fz, fy, fx),
+            _trilerp(cache, 16, fz, fy, fx), b)
+
+
+@numba.njit(inline="always", fastmath=_FM)
+def _corner_differences(flat, b, stz, sty, out):  # type: ignore[no-untyped-def]
+    """Half central differences along z, y, x (``out[0:8]``, ``[8:16]``, ``[16:24]``) at the
+    cell's eight corners, corner ``c`` = (dz, dy, dx) in binary; ``b`` is an interior cell."""
+    half = np.float32(0.5)
     one = np.uint64(1)
-    # d/dx at the four (z, y) corners: lerp(x+1, x+2) - lerp(x-1, x), then bilinear in y, z.
-    gx00 = _dd(flat, b, one, fx)
-    gx01 = _dd(flat, b + sty, one, fx)
-    gx10 = _dd(flat, b + stz, one, fx)
-    gx11 = _dd(flat, b + stz + sty, one, fx)
-    gy00 = _dd(flat, b, sty, fy)
-    gy01 = _dd(flat, b + one, sty, fy)
-    gy10 = _dd(flat, b + stz, sty, fy)
-    gy11 = _dd(flat, b + stz + one, sty, fy)
-    gz00 = _dd(flat, b, stz, fz)
-    gz01 = _dd(flat, b + one, stz, fz)
-    gz10 = _dd(flat, b + sty, stz, fz)
-    gz11 = _dd(flat, b + sty + one, stz, fz)
-    return (_bilerp(gz00, gz01, gz10, gz11, fx, fy),  # corners (y, x) for d/dz
-            _bilerp(gy00, gy01, gy10, gy11, fx, fz),  # corners (z, x) for d/dy
-            _bilerp(gx00, gx01, gx10, gx11, fy, fz))  # corners (z, y) for d/dx
+    for c in range(8):
+        q = b + np.uint64(c >> 2) * stz + np.uint64((c >> 1) & 1) * sty + np.uint64(c & 1)
+        out[c] = half * np.float32(flat[q + stz] - flat[q - stz])
+        out[8 + c] = half * np.float32(flat[q + sty] - flat[q - sty])
+        out[16 + c] = half * np.float32(flat[q + one] - flat[q - one])
 
 
 @numba.njit(inline="always", fastmath=_FM)
-def _dd(flat, b, st, f):  # type: ignore[no-untyped-def]
-    """Half the difference of the values one step either side along stride ``st``,
-    interpolated at fraction ``f`` of the cell starting at ``b`` (unsigned; ``b >= st``)."""
-    m = np.float32(flat[b - st])
-    a = np.float32(flat[b])
-    c = np.float32(flat[b + st])
-    d = np.float32(flat[b + st + st])
-    lo = m + f * (a - m)
-    hi = c + f * (d - c)
-    return np.float32(0.5) * (hi - lo)
+def _trilerp(c, o, fz, fy, fx):  # type: ignore[no-untyped-def]
+    """Trilinear interpolation of the corners ``c[o:o+8]`` ordered (dz, dy, dx)."""
+    c00 = c[o] + fx * (c[o + 1] - c[o])
+    c01 = c[o + 2] + fx * (c[o + 3] - c[o + 2])
+    c10 = c[o + 4] + fx * (c[o + 5] - c[o + 4])
+    c11 = c[o + 6] + fx * (c[o + 7] - c[o + 6])
+    c0 = c00 + fy * (c01 - c00)
+    c1 = c10 + fy * (c11 - c10)
+    return c0 + fz * (c1 - c0)
 
 
 @numba.njit(inline="always", fastmath=_FM)
-def _bilerp(c00, c01, c10, c11, f0, f1):  # type: ignore[no-untyped-def]
-    """Bilinear: ``c<a><b>`` at (a along f1, b along f0)."""
-    lo = c00 + f0 * (c01 - c00)
-    hi = c10 + f0 * (c11 - c10)
-    return lo + f1 * (hi - lo)
+def _power(x, p, n):  # type: ignore[no-untyped-def]
+    """``x ** p`` for the specular term: by squaring when ``p`` is the integer ``n >= 0``
+    (far cheaper than ``powf``), else ``x ** p``."""
+    if n < 0:
+        return x ** p
+    r = np.float32(1.0)
+    while n > 0:
+        if n & 1:
+            r *= x
+        x *= x
+        n >>= 1
+    return r
 
 
 @numba.njit(inline="always", fastmath=_FM)
@@ -281,6 +296,12 @@ def _inv(d):  # type: ignore[no-untyped-def]
     return 1.0 / d if abs(d) >= 1e-12 else 0.0
 
 
+@numba.njit(inline="always")
+def _at(grid, iz, iy, ix, shz, shy, shx):  # type: ignore[no-untyped-def]
+    """The block value of cell (iz, iy, ix) >= 0 (unsigned indices: no wraparound checks)."""
+    return grid[np.uint64(iz >> shz), np.uint64(iy >> shy), np.uint64(ix >> shx)]
+
+
 @numba.njit(inline="always", fastmath=_FM)
 def _next_run(k, k1, sz, sy, sx, dz, dy, dx, dims, shifts, g1, g2, g3, sign,  # type: ignore[no-untyped-def]
               bound):
@@ -303,13 +324,13 @@ def _next_run(k, k1, sz, sy, sx, dz, dy, dx, dims, shifts, g1, g2, g3, sign,  # 
         iz, _ = _locate(sz + k * dz, nm1z, nm2z)
         iy, _ = _locate(sy + k * dy, nm1y, nm2y)
         ix, _ = _locate(sx + k * dx, nm1x, nm2x)
-        if sign * g3[iz >> s3z, iy >> s3y, ix >> s3x] <= bound:
+        if sign * _at(g3, iz, iy, ix, s3z, s3y, s3x) <= bound:
             t = _exit_t(sz, sy, sx, iz_, iy_, ix_, iz, iy, ix, s3z, s3y, s3x)
-        elif sign * g2[iz >> s2z, iy >> s2y, ix >> s2x] <= bound:
+        elif sign * _at(g2, iz, iy, ix, s2z, s2y, s2x) <= bound:
             t = _exit_t(sz, sy, sx, iz_, iy_, ix_, iz, iy, ix, s2z, s2y, s2x)
         else:
             t = _exit_t(sz, sy, sx, iz_, iy_, ix_, iz, iy, ix, s1z, s1y, s1x)
-            if sign * g1[iz >> s1z, iy >> s1y, ix >> s1x] > bound:
+            if sign * _at(g1, iz, iy, ix, s1z, s1y, s1x) > bound:
                 return k, min(k1, max(k, int(math.floor(t))))
         k = max(k + 1, int(math.ceil(t - EXIT_MARGIN)))
     return k, k1
@@ -400,10 +421,13 @@ def _composite(flat, shape, dims, p, tiles, out, lut, lut_lo, lut_scale, backgro
     h, w = out.shape[0], out.shape[1]
     n_lut = lut.shape[0]
     ka, kd, ks, power = material[0], material[1], material[2], material[3]
+    int_power = int(power) if power == int(power) and 0 <= power <= 256 else -1
     g = p[26:35]
     one = np.float32(1.0)
     for task in numba.prange(tiles.shape[0]):
         i0, j0 = tiles[task, 0], tiles[task, 1]
+        cache = np.empty(24, dtype=np.float32)  # corner differences of one cell, for shading
+        cached = np.uint64(0) - np.uint64(1)  # no cell
         for i in range(i0, min(i0 + TILE_ROWS, h)):
             for j in range(j0, min(j0 + TILE_COLS, w)):
                 sz, sy, sx, dz, dy, dx, t0, t1 = _ray(p, i, j)
@@ -437,7 +461,7 @@ def _composite(flat, shape, dims, p, tiles, out, lut, lut_lo, lut_scale, backgro
                             continue
                         cr, cg, cb = lut[li, 0], lut[li, 1], lut[li, 2]
                         if shading:
-                            gz, gy, gx = _gradient(flat, dims, z, y, x)
+                            gz, gy, gx, cached = _gradient(flat, dims, z, y, x, cache, cached)
                             px = g[0] * gz + g[1] * gy + g[2] * gx
                             py = g[3] * gz + g[4] * gy + g[5] * gx
                             pz = g[6] * gz + g[7] * gy + g[8] * gx
@@ -445,7 +469,7 @@ def _composite(flat, shape, dims, p, tiles, out, lut, lut_lo, lut_scale, backgro
                             if gn > 0.0:
                                 ndl = np.float32(abs(px * lx + py * ly + pz * lz) / gn)
                                 lit = ka + kd * ndl
-                                spec = ks * ndl ** power * sa
+                                spec = ks * _power(ndl, power, int_power) * sa
                             else:
                                 lit = ka + kd
                                 spec = np.float32(0.0)
@@ -466,89 +490,7 @@ def _composite(flat, shape, dims, p, tiles, out, lut, lut_lo, lut_scale, backgro
                 out[i, j, 2] = b + tr * background[2]
 
 
-@numba.njit(parallel=True, cache=True)
-def _block_minmax(vol, shifts, bmin, bmax):  # type: ignore[no-untyped-def]
-    nz, ny, nx = vol.shape
-    shz, shy, shx = shifts[0], shifts[1], shifts[2]
-    nbz, nby, nbx = bmin.shape
-    for bz in numba.prange(nbz):
-        z0, z1 = bz << shz, min((bz + 1) << shz, nz - 1)
-        for by in range(nby):
-            y0, y1 = by << shy, min((by + 1) << shy, ny - 1)
-            for bx in range(nbx):
-                x0, x1 = bx << shx, min((bx + 1) << shx, nx - 1)
-                lo = np.float32(np.inf)
-                hi = np.float32(-np.inf)
-                for z in range(z0, z1 + 1):
-                    for y in range(y0, y1 + 1):
-                        for x in range(x0, x1 + 1):
-                            v = np.float32(vol[z, y, x])
-                            lo = min(lo, v)
-                            hi = max(hi, v)
-                bmin[bz, by, bx] = lo
-                bmax[bz, by, bx] = hi
-
-
 # -- wrappers ----------------------------------------------------------------------------------
-
-def block_minmax(volume: npt.NDArray[np.generic], shifts: tuple[int, int, int]
-                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Min and max (float32) of the voxels each trilinear cell block can read.
-
-    Block ``b`` along an axis covers cells ``b·2**s … (b+1)·2**s - 1`` and so voxels
-    ``b·2**s … (b+1)·2**s`` (one shared with the next block); shape ``(nbz, nby, nbx)`` from
-    :func:`block_count`.
-    """
-    shape = tuple(block_count(n, s) for n, s in zip(volume.shape, shifts, strict=True))
-    bmin = np.empty(shape, dtype=np.float32)
-    bmax = np.empty(shape, dtype=np.float32)
-    _block_minmax(volume, np.asarray(shifts, dtype=np.int64), bmin, bmax)
-    return bmin, bmax
-
-
-def pool_blocks(xp: Any, grid: Any, op: str) -> Any:
-    """The next level's grid, over blocks of 4 x 4 x 4 blocks of ``grid``: ``op`` "max" or
-    "min", with numpy or cupy as ``xp``."""
-    f = 1 << LEVEL_SHIFT
-    pad = [(0, (-n) % f) for n in grid.shape]
-    g = xp.pad(grid, pad, mode="edge")  # repeats values: neutral for both max and min
-    nz, ny, nx = (n // f for n in g.shape)
-    g = g.reshape(nz, f, ny, f, nx, f)
-    reduce = xp.max if op == "max" else xp.min
-    return xp.ascontiguousarray(reduce(g, axis=(1, 3, 5)))
-
-
-def block_pyramid(volume: npt.NDArray[np.generic], shifts: tuple[int, int, int]
-                  ) -> tuple[tuple[npt.NDArray[np.float32], ...], tuple[npt.NDArray[np.float32], ...]]:
-    """(minima, maxima) of the three block levels, finest first (see :func:`block_minmax`)."""
-    lo, hi = block_minmax(volume, shifts)
-    lo2, hi2 = pool_blocks(np, lo, "min"), pool_blocks(np, hi, "max")
-    return (lo, lo2, pool_blocks(np, lo2, "min")), (hi, hi2, pool_blocks(np, hi2, "max"))
-
-
-@numba.njit(parallel=True, cache=True)
-def _visible(bmin, bmax, visible_prefix, lut_lo, lut_scale, out):  # type: ignore[no-untyped-def]
-    n = visible_prefix.shape[0] - 1
-    lo_flat, hi_flat, o = bmin.reshape(-1), bmax.reshape(-1), out.reshape(-1)
-    for q in numba.prange(lo_flat.shape[0]):
-        first = int((lo_flat[q] - lut_lo) * lut_scale + np.float32(0.5)) - 1
-        last = int((hi_flat[q] - lut_lo) * lut_scale + np.float32(0.5)) + 1
-        first = min(max(first, 0), n - 1)
-        last = min(max(last, 0), n - 1)
-        o[q] = 1 if visible_prefix[last + 1] > visible_prefix[first] else 0
-
-
-def visible_blocks(bmin: npt.NDArray[np.float32], bmax: npt.NDArray[np.float32],
-                   alpha: npt.NDArray[np.float32], lut_lo: float,
-                   lut_scale: float) -> npt.NDArray[np.uint8]:
-    """1 for blocks whose value range [bmin, bmax] reads a LUT entry with opacity > 0 (the
-    entries the kernel would read, one entry of slack either side), else 0; uint8."""
-    prefix = np.concatenate([[0], np.cumsum(np.asarray(alpha) > 0)]).astype(np.int64)
-    out = np.empty(bmin.shape, dtype=np.uint8)
-    _visible(np.ascontiguousarray(bmin), np.ascontiguousarray(bmax), prefix,
-             np.float32(lut_lo), np.float32(lut_scale), out)
-    return out
-
 
 def _strides(volume: npt.NDArray[np.generic]) -> tuple[int, int]:
     """Element strides (slice, row) of a volume whose rows are contiguous; C order otherwise."""

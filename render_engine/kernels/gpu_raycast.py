@@ -240,23 +240,43 @@ extern "C" __global__ void project(const float* __restrict__ v, int nz, int ny, 
     out[o] = sign * acc;
 }
 
-/* Half the difference of the values one step either side along stride st, interpolated at
-   fraction f of the cell starting at b. */
-__device__ __forceinline__ float dd_half(const float* v, long long b, long long st, float f) {
-    float m = v[b - st], a = v[b], c = v[b + st], e = v[b + 2 * st];
-    float lo = m + f * (a - m), hi = c + f * (e - c);
-    return 0.5f * (hi - lo);
+/* x ** p for the specular term: by squaring when p is the integer n >= 0, else powf. */
+__device__ __forceinline__ float power_of(float x, float p, int n) {
+    if (n < 0) return powf(x, p);
+    float r = 1.f;
+    while (n > 0) {
+        if (n & 1) r *= x;
+        x *= x;
+        n >>= 1;
+    }
+    return r;
 }
 
-__device__ __forceinline__ float bilerp(float c00, float c01, float c10, float c11, float f0,
-                                        float f1) {
-    float lo = c00 + f0 * (c01 - c00), hi = c10 + f0 * (c11 - c10);
-    return lo + f1 * (hi - lo);
+/* Half central differences along z, y, x (out[0:8], [8:16], [16:24]) at the cell's eight
+   corners, corner c = (dz, dy, dx) in binary; b is an interior cell. As _corner_differences. */
+__device__ __forceinline__ void corner_differences(const float* v, long long b, long long stz,
+                                                   long long sty, float* out) {
+    for (int c = 0; c < 8; ++c) {
+        long long q = b + (c >> 2) * stz + ((c >> 1) & 1) * sty + (c & 1);
+        out[c] = 0.5f * (v[q + stz] - v[q - stz]);
+        out[8 + c] = 0.5f * (v[q + sty] - v[q - sty]);
+        out[16 + c] = 0.5f * (v[q + 1] - v[q - 1]);
+    }
 }
 
-/* Central differences one voxel either side per index axis (z, y, x); as _gradient. */
+/* Trilinear interpolation of the corners c[0:8] ordered (dz, dy, dx). */
+__device__ __forceinline__ float trilerp(const float* c, float fz, float fy, float fx) {
+    float c00 = c[0] + fx * (c[1] - c[0]), c01 = c[2] + fx * (c[3] - c[2]);
+    float c10 = c[4] + fx * (c[5] - c[4]), c11 = c[6] + fx * (c[7] - c[6]);
+    float c0 = c00 + fy * (c01 - c00), c1 = c10 + fy * (c11 - c10);
+    return c0 + fz * (c1 - c0);
+}
+
+/* Central differences one voxel either side per index axis (z, y, x), the corners' kept in
+   cache for the cell *cached; as _gradient. */
 __device__ __forceinline__ void gradient(const Vol& d, double z, double y, double x, float* gz,
-                                         float* gy, float* gx) {
+                                         float* gy, float* gx, float* cache,
+                                         long long* cached) {
     float fz, fy, fx;
     int iz = locate(z, d.nz, d.nm2z, &fz), iy = locate(y, d.ny, d.nm2y, &fy);
     int ix = locate(x, d.nx, d.nm2x, &fx);
@@ -266,14 +286,14 @@ __device__ __forceinline__ void gradient(const Vol& d, double z, double y, doubl
         *gx = (sample(d, z, y, x + 1.0) - sample(d, z, y, x - 1.0)) * 0.5f;
         return;
     }
-    const float* v = d.v;
-    long long b = iz * d.stz + iy * d.sty + ix, stz = d.stz, sty = d.sty;
-    *gx = bilerp(dd_half(v, b, 1, fx), dd_half(v, b + sty, 1, fx), dd_half(v, b + stz, 1, fx),
-                 dd_half(v, b + stz + sty, 1, fx), fy, fz);
-    *gy = bilerp(dd_half(v, b, sty, fy), dd_half(v, b + 1, sty, fy),
-                 dd_half(v, b + stz, sty, fy), dd_half(v, b + stz + 1, sty, fy), fx, fz);
-    *gz = bilerp(dd_half(v, b, stz, fz), dd_half(v, b + 1, stz, fz),
-                 dd_half(v, b + sty, stz, fz), dd_half(v, b + sty + 1, stz, fz), fx, fy);
+    long long b = iz * d.stz + iy * d.sty + ix;
+    if (b != *cached) {
+        corner_differences(d.v, b, d.stz, d.sty, cache);
+        *cached = b;
+    }
+    *gz = trilerp(cache, fz, fy, fx);
+    *gy = trilerp(cache + 8, fz, fy, fx);
+    *gx = trilerp(cache + 16, fz, fy, fx);
 }
 
 extern "C" __global__ void composite(const float* __restrict__ v, int nz, int ny, int nx,
@@ -297,7 +317,10 @@ extern "C" __global__ void composite(const float* __restrict__ v, int nz, int ny
     double ln = -1.0 / sqrt(lx * lx + ly * ly + lz * lz);
     lx *= ln; ly *= ln; lz *= ln;
     double inv[3] = {inv_step(dd[0]), inv_step(dd[1]), inv_step(dd[2])};
+    int int_power = power == floorf(power) && power >= 0.f && power <= 256.f ? (int)power : -1;
     float r = 0.f, gr = 0.f, b = 0.f, a = 0.f;
+    float cache[24];  /* corner differences of one cell, for shading */
+    long long cached = -1;  /* no cell */
     long long k = k0;
     while (hit && k <= k1) {
         long long first = k, last = k1;
@@ -311,7 +334,7 @@ extern "C" __global__ void composite(const float* __restrict__ v, int nz, int ny
             float cr = lut[4 * li], cg = lut[4 * li + 1], cb = lut[4 * li + 2];
             if (shading) {
                 float gz, gy, gx;
-                gradient(d, z, y, x, &gz, &gy, &gx);
+                gradient(d, z, y, x, &gz, &gy, &gx, cache, &cached);
                 double px = g[0] * gz + g[1] * gy + g[2] * gx;
                 double py = g[3] * gz + g[4] * gy + g[5] * gx;
                 double pz = g[6] * gz + g[7] * gy + g[8] * gx;
@@ -320,7 +343,7 @@ extern "C" __global__ void composite(const float* __restrict__ v, int nz, int ny
                 if (gn > 0.0) {
                     float ndl = (float)(fabs(px * lx + py * ly + pz * lz) / gn);
                     lit = ka + kd * ndl;
-                    spec = ks * powf(ndl, power) * sa;
+                    spec = ks * power_of(ndl, power, int_power) * sa;
                 } else {
                     lit = ka + kd;
                     spec = 0.f;

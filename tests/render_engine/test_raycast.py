@@ -87,6 +87,9 @@ def test_orbit_turns_about_the_centre_and_elevation_raises_the_eye() -> None:
     np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(turned.center_lps, cam.center_lps)
     assert turned.normal[2] < 0  # looking down: the eye went up
+    frames = cam.swivel(8)
+    assert len(frames) == 8 and frames[0] == cam
+    np.testing.assert_allclose(frames[2].row_dir, cam.orbited(90.0).row_dir, atol=1e-12)
     full = cam.orbited(360.0)
     np.testing.assert_allclose(full.row_dir, cam.row_dir, atol=1e-12)
     np.testing.assert_allclose(full.col_dir, cam.col_dir, atol=1e-12)
@@ -317,6 +320,10 @@ def test_projection_errors() -> None:
         render_projection(vol[:3], geometry, cam)
     with pytest.raises(RenderError):
         render_projection(vol, geometry, cam, step_mm=0.0)
+    other = BlockGrid.of(np.zeros((9, 9, 9), dtype=np.float32),
+                         _geometry((9, 9, 9), (1.0, 1.0, 1.0)))
+    with pytest.raises(RenderError, match="block grid"):
+        render_projection(vol, geometry, cam, blocks=other)
 
 
 # -- volume rendering -------------------------------------------------------------------------
