@@ -3,7 +3,7 @@
 All points and vectors are DICOM patient coordinates (LPS, mm); arc lengths are mm along the
 centreline from its first point. A :class:`CprView` yields a :class:`CprSurface`, the LPS
 position of every output pixel, which :func:`render_engine.cpr.sample_cpr` samples as a plane is
-sampled. (PS3.18 Supplement 228, server-side volumetric rendering, calls the path "curve points".)
+sampled (PS3.18 Supplement 228 calls the path "curve points").
 
 A :class:`CurvedPath` runs through its control points as a polyline or a centripetal
 Catmull-Rom spline (Barry-Goldman knots ``t_{k+1} - t_k = |P_{k+1} - P_k|^0.5``, which neither
@@ -23,13 +23,9 @@ The two CPR modes follow Kanitsar et al., "CPR - Curved Planar Reformation", IEE
   course ``(P - P_0)·v``), so the centreline keeps its course across ``v``, lengths along the
   path are preserved and rows are not distorted.
 
-Rows are ``s`` mm apart (square pixels): ``h = round(extent / s)`` (at least 2), centred on the
-extent (the arc length, or the developed height), so ``h · s`` is the extent to within half a
-pixel and the top edge of row 0 is the first point when the extent is a multiple of ``s``.
-
-As for a plane, row 0 is at the top; rows go from the first point of the path to the last, and
-``row_dir × col_dir`` (lateral × down) is the surface normal, the direction a slab thickens in.
-Pure numpy; no I/O.
+Rows are ``s`` mm apart (square pixels), ``h = round(extent / s)`` (at least 2), centred on the
+extent (arc length or developed height); row 0 is at the top, at the path's first end; lateral
+× down is the surface normal, along which a slab thickens. Pure numpy; no I/O.
 """
 
 from __future__ import annotations
