@@ -2,8 +2,7 @@
 
 All points and vectors are DICOM patient coordinates (LPS, mm); arc lengths are mm along the
 centreline from its first point. A :class:`CprView` yields a :class:`CprSurface`, the LPS
-position of every output pixel, which :func:`render_engine.cpr.sample_cpr` samples as a plane is
-sampled (PS3.18 Supplement 228 calls the path "curve points").
+position of every output pixel, which :func:`render_engine.cpr.sample_cpr` samples like a plane.
 
 A :class:`CurvedPath` runs through its control points as a polyline or a centripetal
 Catmull-Rom spline (Barry-Goldman knots ``t_{k+1} - t_k = |P_{k+1} - P_k|^0.5``, which neither
