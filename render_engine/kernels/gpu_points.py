@@ -17,6 +17,7 @@ import numpy.typing as npt
 from render_engine.kernels import gpu_sampling
 from render_engine.kernels.backend import cupy_or_none
 from render_engine.kernels.cpu_sampling import AVGIP, LINEAR, MINIP, MIP
+from render_engine.kernels.gpu_sampling import _BLOCK, _grid
 
 _SOURCE = gpu_sampling._SOURCE + r"""
 extern "C" __global__ void points(const float* __restrict__ v, int nz, int ny, int nx,
@@ -56,9 +57,6 @@ extern "C" __global__ void points_slab(const float* __restrict__ v, int nz, int 
 }
 """
 
-_BLOCK = (32, 8, 1)
-
-
 @functools.cache
 def _kernels() -> tuple[Any, Any]:
     cp = cupy_or_none()
@@ -66,10 +64,6 @@ def _kernels() -> tuple[Any, Any]:
         raise RuntimeError("no usable GPU (cupy missing or no device)")
     module = cp.RawModule(code=_SOURCE, options=("--std=c++14",))
     return module.get_function("points"), module.get_function("points_slab")
-
-
-def _grid(h: int, w: int) -> tuple[int, int, int]:
-    return ((w + _BLOCK[0] - 1) // _BLOCK[0], (h + _BLOCK[1] - 1) // _BLOCK[1], 1)
 
 
 def _check_volume(cp: Any, volume: Any) -> None:

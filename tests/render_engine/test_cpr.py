@@ -22,7 +22,7 @@ from render_engine.kernels.cpu_points import LINEAR, MIP, NEAREST, sample_points
 from render_engine.planes import Plane, Slab
 from render_engine.sampling import sample, slab_step_mm
 from tests.conftest import data_path
-from tests.render_engine.test_sampling import _trilinear_numpy
+from tests.render_engine.test_sampling import _random_volume, _trilinear_numpy
 
 # -- references -------------------------------------------------------------------------------
 
@@ -62,17 +62,6 @@ def _rmf_reference(x: np.ndarray, t: np.ndarray, r0: np.ndarray) -> np.ndarray:
         c2 = v2 @ v2
         r.append(r_l - (2 / c2) * (v2 @ r_l) * v2 if c2 > 1e-30 else r_l)
     return np.array(r)
-
-
-def _random_volume(seed: int = 1) -> tuple[np.ndarray, VolumeGeometry]:
-    rng = np.random.default_rng(seed)
-    vol = rng.normal(0, 100, size=(24, 30, 28)).astype(np.float32)
-    affine = np.eye(4)
-    affine[:3, 0] = [0.3, 0.0, 2.0]  # sheared slice axis, like a gantry tilt
-    affine[:3, 1] = [0.0, 1.2, 0.0]
-    affine[:3, 2] = [0.9, 0.0, 0.0]
-    affine[:3, 3] = [-10.0, -20.0, -30.0]
-    return vol, VolumeGeometry(shape=vol.shape, affine=affine)  # type: ignore[arg-type]
 
 
 def _curved_path(geometry: VolumeGeometry, kind: str = "spline") -> CurvedPath:
