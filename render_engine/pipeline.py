@@ -242,3 +242,34 @@ def render(state: ViewState, volumes: VolumeSource) -> Frame:
 
 def _coloured_masks(state: ViewState) -> bool:
     return any(len(set(m.color)) > 1 for m in state.masks)
+
+
+def warm_up() -> float:
+    """Compile every kernel a view can use (numba compiles on first call, seconds per kernel)
+    by rendering tiny synthetic views; returns the seconds it took. A server calls it in the
+    background at start, so that the first real frame is not the one that pays."""
+    from render_engine.curved import CprView, CurvedPath
+    from render_engine.planes import Orientation, Slab
+    from render_engine.view import Render3D
+
+    start = time.perf_counter()
+    data = np.zeros((6, 7, 8), dtype=np.int16)
+    data[2:4, 2:5, 2:6] = 500
+    affine = np.eye(4)
+    affine[:3, :3] = np.column_stack([[0.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    volume = RenderVolume(series_uid="warm-up", data=data, units="HU",
+                          geometry=VolumeGeometry(shape=data.shape, affine=affine))
+    path = CurvedPath(points_lps=np.array([[1.0, 1.0, 2.0], [4.0, 5.0, 6.0]]), kind="polyline")
+    states = [ViewState(series_uid="warm-up", orientation=Orientation.AXIAL, size_px=(8, 8),
+                        rotation_deg=10, orbit_deg=(5, 5)),
+              ViewState(series_uid="warm-up", orientation=Orientation.AXIAL, size_px=(8, 8),
+                        slab=Slab(thickness_mm=4)),
+              ViewState(series_uid="warm-up", orientation=Orientation.AXIAL, size_px=(8, 8),
+                        orbit_deg=(20, 0), slab=Slab(thickness_mm=4)),
+              ViewState(series_uid="warm-up", cpr=CprView(path=path, pixel_spacing_mm=1.0,
+                                                           width_px=4)),
+              *(ViewState(series_uid="warm-up", orientation=Orientation.CORONAL, size_px=(8, 8),
+                          render3d=Render3D(method=m)) for m in ("mip", "minip", "avgip", "vr"))]
+    for state in states:
+        render(state, lambda _uid: volume)
+    return time.perf_counter() - start

@@ -5,15 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 
 from aiohttp import web
 
 from ingest.scp import ScpConfig, StoreScp
+from render_engine.pipeline import warm_up
 from streaming.app import create_app
 from streaming.runtime import Runtime
 from streaming.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _warm_up() -> None:
+    """Compile the render kernels off the request path (first start after an install: tens of
+    seconds; later starts load numba's cache)."""
+    try:
+        log.info("render kernels ready in %.1f s", warm_up())
+    except Exception:
+        log.exception("render kernel warm-up failed; kernels compile on first use")
 
 
 async def serve(settings: Settings) -> None:
@@ -37,6 +48,7 @@ async def serve(settings: Settings) -> None:
         await site.start()
         scp.start()
         runtime.start_background_builds()
+        threading.Thread(target=_warm_up, name="voxcast-kernel-warm-up", daemon=True).start()
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         print(f"VoxCast HTTP listening on http://{settings.host}:{http_port}", flush=True)
         print(f"VoxCast DICOM SCP {settings.ae_title} listening on {settings.host}:{scp.port}",

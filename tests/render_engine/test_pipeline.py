@@ -276,3 +276,9 @@ def test_3d_views_cast_rays_through_the_camera_plane(ct: RenderVolume, pet: Rend
     assert vr.pixels.max() > 0 and np.isnan(vr.values).all()
     with pytest.raises(ViewStateError):
         Render3D(method="vr", preset="ct-teeth")
+
+
+def test_warm_up_renders_every_kind_of_view() -> None:
+    from render_engine.pipeline import warm_up
+
+    assert warm_up() > 0.0
