@@ -253,12 +253,8 @@ def warm_up() -> float:
     from render_engine.view import Render3D
 
     start = time.perf_counter()
-    data = np.zeros((6, 7, 8), dtype=np.int16)
-    data[2:4, 2:5, 2:6] = 500
     affine = np.eye(4)
     affine[:3, :3] = np.column_stack([[0.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    volume = RenderVolume(series_uid="warm-up", data=data, units="HU",
-                          geometry=VolumeGeometry(shape=data.shape, affine=affine))
     path = CurvedPath(points_lps=np.array([[1.0, 1.0, 2.0], [4.0, 5.0, 6.0]]), kind="polyline")
     states = [ViewState(series_uid="warm-up", orientation=Orientation.AXIAL, size_px=(8, 8),
                         rotation_deg=10, orbit_deg=(5, 5)),
@@ -270,6 +266,11 @@ def warm_up() -> float:
                                                            width_px=4)),
               *(ViewState(series_uid="warm-up", orientation=Orientation.CORONAL, size_px=(8, 8),
                           render3d=Render3D(method=m)) for m in ("mip", "minip", "avgip", "vr"))]
-    for state in states:
-        render(state, lambda _uid: volume)
+    for dtype in (np.int16, np.float32):  # CT is stored as int16 HU, PET as float32
+        data = np.zeros((6, 7, 8), dtype=dtype)
+        data[2:4, 2:5, 2:6] = 500
+        volume = RenderVolume(series_uid="warm-up", data=data, units="HU",
+                              geometry=VolumeGeometry(shape=data.shape, affine=affine))
+        for state in states:
+            render(state, lambda _uid, v=volume: v)
     return time.perf_counter() - start
