@@ -274,12 +274,42 @@ def magnifier(state: ViewState, geometry: VolumeGeometry, *, at_px: tuple[float,
     center = plane.pixel_to_patient(at_px[1], at_px[0])
     lens = Plane(center_lps=center, row_dir=plane.row_dir, col_dir=plane.col_dir,
                  pixel_spacing_mm=plane.pixel_spacing_mm / factor, size_px=size_px)
-    masks = tuple(m if m.center_px is None or m.half_size_px is None else Mask(
-        shape=m.shape, color=m.color,
-        center_lps=tuple(plane.pixel_to_patient(m.center_px[1], m.center_px[0]).tolist()),
-        half_size_mm=(m.half_size_px[0] * plane.pixel_spacing_mm,
-                      m.half_size_px[1] * plane.pixel_spacing_mm)) for m in state.masks)
     return ViewState(series_uid=state.series_uid, plane=lens, slab=state.slab,
                      interpolation=state.interpolation, window=state.window,
                      preset=state.preset, invert=state.invert, colormap=state.colormap,
-                     layers=state.layers, masks=masks)
+                     layers=state.layers, masks=_anchored_masks(state.masks, plane))
+
+
+def _anchored_masks(masks: tuple[Mask, ...], plane: Plane) -> tuple[Mask, ...]:
+    """``masks`` with those given in output pixels of ``plane`` anchored in patient space."""
+    return tuple(m if m.center_px is None or m.half_size_px is None else Mask(
+        shape=m.shape, color=m.color,
+        center_lps=tuple(plane.pixel_to_patient(m.center_px[1], m.center_px[0]).tolist()),
+        half_size_mm=(m.half_size_px[0] * plane.pixel_spacing_mm,
+                      m.half_size_px[1] * plane.pixel_spacing_mm)) for m in masks)
+
+
+def explicit(state: ViewState, geometry: VolumeGeometry, *, downscale: float = 1.0
+             ) -> ViewState:
+    """The same view with its plane made explicit (as computed on ``geometry``, the full
+    volume's), ``downscale`` times coarser: the same field of view in fewer pixels. A stream
+    renders interactive frames this way, and first frames from a coarse pyramid level, whose
+    own geometry would fit a slightly different plane."""
+    if not (math.isfinite(downscale) and downscale >= 1.0):
+        raise ViewStateError(f"downscale must be >= 1, got {downscale}")
+    if state.cpr is not None:
+        if downscale == 1.0:
+            return state
+        cpr = state.cpr_view()
+        return replace(state, zoom=1.0, cpr=replace(
+            cpr, pixel_spacing_mm=cpr.pixel_spacing_mm * downscale,
+            width_px=max(1, round(cpr.width_px / downscale))))
+    plane = state.plane_for(geometry)
+    w, h = plane.size_px
+    small = Plane(center_lps=plane.center_lps, row_dir=plane.row_dir, col_dir=plane.col_dir,
+                  pixel_spacing_mm=plane.pixel_spacing_mm * downscale,
+                  size_px=(max(1, round(w / downscale)), max(1, round(h / downscale))))
+    return replace(state, plane=small, orientation=None, position_mm=None, slice_index=None,
+                   size_px=None, orbit_deg=(0.0, 0.0), rotation_deg=0.0,
+                   flip_horizontal=False, flip_vertical=False, zoom=1.0, pan_px=(0.0, 0.0),
+                   masks=_anchored_masks(state.masks, plane))

@@ -1,4 +1,4 @@
-"""The ``voxcast`` command line: serve, ingest, quarantine, phantom."""
+"""The ``voxcast`` command line: serve, ingest, quarantine, phantom, token."""
 
 from __future__ import annotations
 
@@ -114,6 +114,24 @@ def quarantine(data_dir: Path | None, database_url: str | None, as_json: bool) -
     for e in entries:
         click.echo(f"#{e.id} {e.received_at:%Y-%m-%d %H:%M:%S} {e.source:8} {e.file_path}\n"
                    f"    {e.reason}")
+
+
+@main.command()
+@_DATA_DIR
+@click.option("--subject", default="voxcast-user", show_default=True,
+              help="Who the token is for (kept in audit records, never patient data).")
+@click.option("--role", default="clinician", show_default=True)
+@click.option("--ttl-hours", type=float, default=12.0, show_default=True,
+              help="Lifetime of the token.")
+def token(data_dir: Path | None, subject: str, role: str, ttl_hours: float) -> None:
+    """Print one signed bearer token for the server of this data directory."""
+    from streaming.auth import TokenSigner
+
+    settings = _settings(data_dir=data_dir)
+    if not ttl_hours > 0:
+        raise click.BadParameter("must be > 0", param_hint="--ttl-hours")
+    signer = TokenSigner.for_data_dir(settings.data_dir.resolve())
+    click.echo(signer.issue(subject=subject, role=role, ttl_s=ttl_hours * 3600))
 
 
 @main.command()

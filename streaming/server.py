@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ingest.scp import ScpConfig, StoreScp
 from render_engine.pipeline import warm_up
-from streaming.app import create_app
+from streaming.app import SIGNER, create_app
 from streaming.runtime import Runtime
 from streaming.settings import Settings
 
@@ -52,6 +52,9 @@ async def serve(settings: Settings) -> None:
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         print(f"VoxCast HTTP listening on http://{settings.host}:{http_port}", flush=True)
         print(f"VoxCast DICOM SCP {settings.ae_title} listening on {settings.host}:{scp.port}",
+              flush=True)
+        viewer_token = app[SIGNER].issue(subject="voxcast-serve-console")
+        print(f"VoxCast viewer: http://{settings.host}:{http_port}/?token={viewer_token}",
               flush=True)
         await stop.wait()
     finally:

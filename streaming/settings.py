@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     series_quiet_seconds: float = Field(default=3.0, ge=0.0)
     # RAM budget of the in-memory volume cache used for rendering (bytes).
     volume_cache_bytes: int = Field(default=4 * 1024**3, ge=0)
+    # Render sessions: worker threads that render and encode frames (0 = one per core), how
+    # long a session without a connected client lives, how long one without any input lives,
+    # and how many the process holds at once.
+    render_workers: int = Field(default=0, ge=0, le=256)
+    session_idle_seconds: float = Field(default=60.0, gt=0)
+    session_max_idle_seconds: float = Field(default=3600.0, gt=0)
+    max_sessions: int = Field(default=64, ge=1)
     # Largest STOW-RS request body accepted (bytes).
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
 

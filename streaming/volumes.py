@@ -9,6 +9,7 @@ from render_engine.pipeline import RenderVolume
 from render_engine.view import Window
 from streaming.app import ApiError
 from streaming.runtime import Runtime
+from volume_cache.memory import CachedVolume
 
 
 def render_volume(runtime: Runtime, series_uid: str) -> RenderVolume:
@@ -21,7 +22,11 @@ def render_volume(runtime: Runtime, series_uid: str) -> RenderVolume:
     if not series["volume_path"]:
         raise ApiError(409, f"volume of series {series_uid} is not available "
                             f"(state {series['volume_state']})")
-    cached = runtime.memory.get(series["volume_path"])
+    return as_render_volume(series_uid, runtime.memory.get(series["volume_path"]))
+
+
+def as_render_volume(series_uid: str, cached: CachedVolume) -> RenderVolume:
+    """A cached volume (any pyramid level) as the renderer's ``RenderVolume``."""
     meta: dict[str, Any] = cached.metadata
     units, scale = str(meta.get("units") or ""), 1.0
     factor = meta.get("suv_bw_factor")

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VOXCAST_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -46,10 +47,34 @@ class ServerProcess:
     ae_title: str = "VOXCAST"
     proc: subprocess.Popen[str] | None = None
     quiet_seconds: float = 1.0
+    _token: str | None = field(default=None, repr=False)
+    _http: requests.Session | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def token(self) -> str:
+        """A valid bearer token for this server (signed with its data directory's key)."""
+        from streaming.auth import TokenSigner
+
+        if self._token is None:
+            self._token = TokenSigner.for_data_dir(self.data_dir.resolve()).issue(
+                subject="voxcast-tests")
+        return self._token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def http(self) -> requests.Session:
+        """A ``requests`` session that sends this server's bearer token."""
+        if self._http is None:
+            self._http = requests.Session()
+            self._http.headers.update(self.headers)
+        return self._http
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = dict(os.environ, VOXCAST_SERIES_QUIET_SECONDS=str(self.quiet_seconds),

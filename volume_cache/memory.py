@@ -1,7 +1,12 @@
-"""In-memory LRU cache of level-0 volumes with a byte budget (thread-safe)."""
+"""In-memory LRU cache of level-0 volumes with a byte budget (thread-safe).
+
+For a fast first image the cache also hands out a coarse pyramid level (a few MB, read in
+tens of milliseconds) while the full volume loads in the background (:meth:`prefetch`).
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,6 +17,12 @@ import numpy.typing as npt
 
 from render_engine.geometry import VolumeGeometry
 from volume_cache.zarr_store import LocalVolumeStore
+
+log = logging.getLogger(__name__)
+
+# A coarse level for the first image: 4 M voxels read and decode in about 20 ms.
+COARSE_MAX_VOXELS = 4 * 1024 * 1024
+COARSE_ENTRIES = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +51,56 @@ class VolumeMemoryCache:
         self._entries: OrderedDict[str, CachedVolume] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._prefetching: set[str] = set()
+        self._coarse: OrderedDict[str, CachedVolume] = OrderedDict()
+
+    def peek(self, relpath: str) -> CachedVolume | None:
+        """The full volume if it is in RAM now (no loading)."""
+        with self._lock:
+            hit = self._entries.get(relpath)
+            if hit is not None:
+                self._entries.move_to_end(relpath)
+            return hit
+
+    def prefetch(self, relpath: str) -> None:
+        """Start loading the full volume in the background (no-op when cached or loading)."""
+        with self._lock:
+            if relpath in self._entries or relpath in self._prefetching:
+                return
+            self._prefetching.add(relpath)
+
+        def load() -> None:
+            try:
+                self.get(relpath)
+            except Exception:  # the caller's own get() reports the error
+                log.warning("background load of a volume failed", exc_info=True)
+            finally:
+                with self._lock:
+                    self._prefetching.discard(relpath)
+
+        threading.Thread(target=load, name="voxcast-volume-prefetch", daemon=True).start()
+
+    def coarse(self, relpath: str) -> CachedVolume:
+        """The finest pyramid level below the full one with at most
+        :data:`COARSE_MAX_VOXELS` voxels (the full volume when it has no such level), kept in
+        a small cache of its own."""
+        with self._lock:
+            hit = self._coarse.get(relpath)
+            if hit is not None:
+                return hit
+        handle = self.store.open(relpath)
+        level = len(handle.levels) - 1
+        for index in range(1, len(handle.levels)):
+            if int(np.prod(handle.levels[index]["shape"])) <= COARSE_MAX_VOXELS:
+                level = index
+                break
+        entry = CachedVolume(data=np.ascontiguousarray(handle.read_level(level)),
+                             geometry=handle.geometry(level), metadata=handle.metadata)
+        with self._lock:
+            self._coarse[relpath] = entry
+            while len(self._coarse) > COARSE_ENTRIES:
+                self._coarse.popitem(last=False)
+        return entry
 
     def get(self, relpath: str) -> CachedVolume:
         with self._lock:

@@ -1,0 +1,230 @@
+"""Render-session endpoints: ``POST /api/sessions``, ``GET``/``DELETE /api/sessions/{id}`` and
+the WebSocket ``/api/sessions/{id}/ws`` (protocol: :mod:`streaming.protocol`, README).
+
+``POST /api/sessions`` ``{"study_uid", "layout": "1x1", "viewport_size": [w, h],
+"viewports": [{"view": ViewState}, ...]}`` (the last two optional; given views replace the
+layout's first ones) → 201 ``{"session_id", "study_uid", "layout", "viewports": [{"id",
+"view"}], "ws_url", "webrtc_url", "protocol", "idle_timeout_s"}``. Creating a session starts
+loading its volumes, so the first frame is on its way before the client connects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ingest import queries
+from render_engine.view import ViewState, Window
+from streaming.app import RUNTIME, ApiError, run_blocking
+from streaming.layouts import DEFAULT_VIEWPORT_PX, LAYOUTS, SeriesInfo, initial_views
+from streaming.measure_api import MAX_SHAPES, _measure
+from streaming.protocol import (
+    CLOSE_SESSION_ENDED,
+    CLOSE_TOO_MANY_ERRORS,
+    MAX_CONSECUTIVE_ERRORS,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    pack_frame,
+    parse_message,
+)
+from streaming.render_api import read_json
+from streaming.runtime import Runtime
+from streaming.sessions import SESSIONS, SentFrame, Session, SessionManager
+from streaming.view_schema import parse_view
+
+log = logging.getLogger(__name__)
+
+MAX_VIEWPORT_SIDE = 2048
+
+
+class WebSocketSink:
+    """Frames as binary messages, events as JSON text, on one WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.wants_lossy = True
+
+    async def send_frame(self, frame: SentFrame) -> None:
+        if not self.ws.closed:
+            await self.ws.send_bytes(pack_frame(frame.header(), frame.payload))
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(json.dumps(event, separators=(",", ":")))
+
+
+def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
+        list[SeriesInfo], dict[str, str], dict[str, Any]]:
+    """The study's series that have volumes: their layout facts, volume paths and level-0
+    geometries (read from the volume's attributes, no voxels)."""
+    study = queries.get_study(runtime.catalog, study_uid)
+    infos, paths, geometries = [], {}, {}
+    for s in study["series"]:
+        record = queries.get_series(runtime.catalog, s["series_uid"])
+        if not record["volume_path"]:
+            continue
+        handle = runtime.volumes.open(record["volume_path"])
+        meta = handle.metadata
+        presets = meta.get("window_presets") or []
+        window = None
+        if presets and float(presets[0]["width"]) >= 1:
+            window = Window(center=float(presets[0]["center"]), width=float(presets[0]["width"]))
+        geometry = handle.geometry(0)
+        if geometry.shape[0] < 2 and s["modality"] != "CT":
+            continue
+        uid = s["series_uid"]
+        is_suv = meta.get("modality") == "PT" and bool(meta.get("suv_bw_factor"))
+        infos.append(SeriesInfo(
+            series_uid=uid, modality=str(meta.get("modality") or s["modality"] or ""),
+            description=str(s.get("series_description") or ""),
+            instance_count=int(s["instance_count"]), shape=tuple(geometry.shape),
+            frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""),
+            default_window=None if is_suv else window, is_suv=is_suv))
+        paths[uid] = record["volume_path"]
+        geometries[uid] = geometry
+    return infos, paths, geometries
+
+
+def _size(body: dict[str, Any]) -> tuple[int, int]:
+    size = body.get("viewport_size", list(DEFAULT_VIEWPORT_PX))
+    if not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= MAX_VIEWPORT_SIDE
+            for v in size)):
+        raise ApiError(400, f"viewport_size must be [width, height], each 16 to "
+                            f"{MAX_VIEWPORT_SIDE} pixels, got {size!r}")
+    return size[0], size[1]
+
+
+async def create_session(request: web.Request) -> web.Response:
+    runtime, manager = request.app[RUNTIME], request.app[SESSIONS]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object with study_uid and layout")
+    study_uid = body.get("study_uid")
+    if not isinstance(study_uid, str) or not study_uid:
+        raise ApiError(400, "study_uid is required")
+    layout = body.get("layout", "1x1")
+    if layout not in LAYOUTS:
+        raise ApiError(400, f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    size = _size(body)
+    infos, paths, geometries = await run_blocking(request, _study_volumes, runtime, study_uid)
+    views = initial_views(layout, infos, size)
+    given = body.get("viewports") or []
+    if not isinstance(given, list) or len(given) > len(views):
+        raise ApiError(400, f"viewports must be a list of at most {len(views)} "
+                            f"{{\"view\": ViewState}} for layout {layout}")
+    for i, item in enumerate(given):
+        if not isinstance(item, dict) or "view" not in item:
+            raise ApiError(400, f"viewports[{i}] must be {{\"view\": ViewState}}")
+        views[i] = parse_view(item["view"])
+    for view in views:
+        for uid in (view.series_uid, *(x.series_uid for x in view.layers)):
+            if uid not in paths:
+                raise ApiError(400, f"series {uid} is not a volume of study {study_uid}")
+    # Start loading now: the main series first, so the first frame does not wait behind it.
+    for uid in dict.fromkeys(v.series_uid for v in views):
+        runtime.memory.prefetch(paths[uid])
+    session = Session(manager, study_uid=study_uid, layout=layout, views=views, paths=paths,
+                      geometries=geometries, frames_of_reference={
+                          x.series_uid: x.frame_of_reference_uid for x in infos})
+    manager.add(session)
+    base = f"/api/sessions/{session.id}"
+    scheme = "wss" if request.secure else "ws"
+    out = {**session.describe(), "layout": {"name": layout, "columns": LAYOUTS[layout].columns,
+                                            "rows": LAYOUTS[layout].rows},
+           "ws_url": f"{scheme}://{request.host}{base}/ws",
+           "webrtc_url": f"{request.scheme}://{request.host}{base}/webrtc",
+           "protocol": PROTOCOL_VERSION, "idle_timeout_s": manager.idle_s}
+    return web.json_response(out, status=201)
+
+
+async def get_session(request: web.Request) -> web.Response:
+    session = request.app[SESSIONS].get(request.match_info["session_id"])
+    return web.json_response(session.describe())
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    manager = request.app[SESSIONS]
+    manager.get(request.match_info["session_id"])  # 404 for an unknown one
+    await manager.close(request.match_info["session_id"])
+    return web.Response(status=204)
+
+
+async def list_layouts(request: web.Request) -> web.Response:
+    return web.json_response([{"name": x.name, "columns": x.columns, "rows": x.rows,
+                               "description": x.description, "petct": x.petct}
+                              for x in LAYOUTS.values()])
+
+
+async def session_socket(request: web.Request) -> web.StreamResponse:
+    session = request.app[SESSIONS].get(request.match_info["session_id"])
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30.0,
+                               compress=False)
+    await ws.prepare(request)
+    sink = WebSocketSink(ws)
+    await sink.send_event({"type": "hello", "protocol": PROTOCOL_VERSION, **session.describe()})
+    session.attach(sink)
+    errors = 0
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                try:
+                    await session.handle(parse_message(msg.data), sink)
+                    errors = 0
+                except ProtocolError as exc:
+                    errors += 1
+                    await sink.send_event({"type": "error", "code": exc.code, "seq": exc.seq,
+                                           "message": str(exc)})
+                    if errors >= MAX_CONSECUTIVE_ERRORS:
+                        await ws.close(code=CLOSE_TOO_MANY_ERRORS,
+                                       message=b"too many bad messages in a row")
+                        break
+            elif msg.type == WSMsgType.BINARY:
+                errors += 1
+                await sink.send_event({"type": "error", "code": "bad_message", "seq": None,
+                                       "message": "client messages are JSON text"})
+            elif msg.type == WSMsgType.ERROR:
+                log.info("session WebSocket closed with an error: %s", ws.exception())
+                break
+            if session.closed:
+                break
+    finally:
+        session.detach(sink)
+    if session.closed and not ws.closed:
+        await ws.close(code=CLOSE_SESSION_ENDED, message=b"session ended")
+    return ws
+
+
+def session_measure(runtime: Runtime) -> Any:
+    def run(state: ViewState, shapes: Any) -> dict[str, Any]:
+        if not isinstance(shapes, list) or not 1 <= len(shapes) <= MAX_SHAPES:
+            raise ApiError(400, f"shapes must be a list of 1 to {MAX_SHAPES} shapes")
+        return _measure(runtime, state, shapes)
+    return run
+
+
+def add_routes(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+
+    async def start(app: web.Application) -> None:
+        app[SESSIONS] = SessionManager(
+            runtime.memory, workers=settings.render_workers or max(2, os.cpu_count() or 2),
+            idle_s=settings.session_idle_seconds, max_idle_s=settings.session_max_idle_seconds,
+            max_sessions=settings.max_sessions, measure=session_measure(runtime))
+
+    async def stop(app: web.Application) -> None:
+        await app[SESSIONS].shutdown()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    app.router.add_get("/api/layouts", list_layouts)
+    app.router.add_post("/api/sessions", create_session)
+    app.router.add_get("/api/sessions/{session_id}", get_session)
+    app.router.add_delete("/api/sessions/{session_id}", delete_session)
+    app.router.add_get("/api/sessions/{session_id}/ws", session_socket)
