@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ingest.errors import NotFoundError
 from render_engine.errors import VoxCastError
+from streaming.auth import TokenSigner, auth_middleware
 from streaming.runtime import Runtime
 from volume_cache.errors import VolumeNotFoundError
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("executor", ThreadPoolExecutor)
+SIGNER: web.AppKey[TokenSigner] = web.AppKey("signer", TokenSigner)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -79,10 +81,12 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     """Build the HTTP application over an already-built :class:`Runtime`."""
-    from streaming import api, dicomweb, measure_api, render_api
+    from streaming import api, dicomweb, measure_api, render_api, session_api, volumetric, webrtc
 
-    app = web.Application(middlewares=[error_middleware],
+    signer = TokenSigner.for_data_dir(runtime.data_dir)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(signer)],
                           client_max_size=runtime.settings.max_upload_bytes)
+    app[SIGNER] = signer
     app[RUNTIME] = runtime
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxcast-http")
     app.router.add_get("/api/health", health)
@@ -90,6 +94,9 @@ def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     render_api.add_routes(app)
     measure_api.add_routes(app)
     dicomweb.add_routes(app)
+    volumetric.add_routes(app)
+    session_api.add_routes(app)
+    webrtc.add_routes(app)
 
     async def _shutdown(app: web.Application) -> None:
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)

@@ -57,6 +57,9 @@ class WebSocketSink:
         if not self.ws.closed:
             await self.ws.send_str(json.dumps(event, separators=(",", ":")))
 
+    async def close(self, reason: str) -> None:
+        await self.ws.close(code=CLOSE_SESSION_ENDED, message=f"session {reason}".encode())
+
 
 def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
         list[SeriesInfo], dict[str, str], dict[str, Any]]:
@@ -180,6 +183,11 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                     errors += 1
                     await sink.send_event({"type": "error", "code": exc.code, "seq": exc.seq,
                                            "message": str(exc)})
+                except Exception:
+                    errors += 1
+                    log.exception("a session message failed")
+                    await sink.send_event({"type": "error", "code": "internal_error",
+                                           "seq": None, "message": "internal server error"})
                     if errors >= MAX_CONSECUTIVE_ERRORS:
                         await ws.close(code=CLOSE_TOO_MANY_ERRORS,
                                        message=b"too many bad messages in a row")

@@ -85,6 +85,8 @@ class FrameSink(Protocol):
 
     async def send_event(self, event: dict[str, Any]) -> None: ...
 
+    async def close(self, reason: str) -> None: ...
+
 
 @dataclass
 class Viewport:
@@ -111,14 +113,16 @@ class Viewport:
     def size_px(self) -> tuple[int, int]:
         return self.state.output_size_px
 
-    def change(self, state: ViewState, seq: int) -> None:
+    def change(self, state: ViewState, seq: int) -> bool:
+        """Make ``state`` the latest; False when it is the current one already."""
         if state == self.state:
-            return
+            return False
         self.state = state
         self.version += 1
         self.input_seq = max(self.input_seq, seq)
         self.last_change = time.monotonic()
         self.wake.set()
+        return True
 
 
 class Session:
@@ -210,7 +214,9 @@ class Session:
         if unknown:
             raise ProtocolError(f"series {unknown[0]} is not a volume of this session's study",
                                 code="unknown_series", seq=seq)
-        vp.change(state, seq)
+        if not vp.change(state, seq):  # e.g. paging past the last slice: say so, no frame
+            await self._event({"type": "state", "viewport": vp.id, "seq": seq,
+                               "view": view_to_json(vp.state), "unchanged": True}, sink)
 
     def _cine(self, vp: Viewport, message: dict[str, Any]) -> None:
         action = message.get("action", "start")
@@ -481,7 +487,12 @@ class Session:
         await asyncio.gather(*self._tasks, *(vp.cine_task for vp in self.viewports
                                              if vp.cine_task), return_exceptions=True)
         await self._event({"type": "closing", "reason": reason}, None)
-        self.sinks.clear()
+        sinks, self.sinks = list(self.sinks), []
+        for sink in sinks:
+            try:
+                await sink.close(reason)
+            except (ConnectionError, RuntimeError, AttributeError):
+                pass
 
 
 class SessionManager:
@@ -505,6 +516,8 @@ class SessionManager:
             return await self.run(self._measure, state, shapes)  # type: ignore[no-any-return]
         except ApiError as exc:
             raise ProtocolError(f"measure: {exc.message}", seq=seq) from None
+        except (RenderError, ValueError) as exc:
+            raise ProtocolError(f"measure: {exc}", seq=seq) from None
 
     def add(self, session: Session) -> None:
         if len(self.sessions) >= self.max_sessions:

@@ -47,6 +47,7 @@ class ServerProcess:
     ae_title: str = "VOXCAST"
     proc: subprocess.Popen[str] | None = None
     quiet_seconds: float = 1.0
+    env: dict[str, str] = field(default_factory=dict)  # extra VOXCAST_* settings
     _token: str | None = field(default=None, repr=False)
     _http: requests.Session | None = field(default=None, repr=False)
 
@@ -78,7 +79,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = dict(os.environ, VOXCAST_SERIES_QUIET_SECONDS=str(self.quiet_seconds),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", **self.env)
         self.proc = subprocess.Popen(
             [*voxcast_executable(), "serve", "--data-dir", str(self.data_dir),
              "--port", str(self.http_port), "--dicom-port", str(self.dicom_port),

@@ -112,7 +112,7 @@ def leftovers(data_dir: Path) -> list[Path]:
 
 
 def volume_status(server: ServerProcess, series_uid: str) -> requests.Response:
-    return requests.get(f"{server.url}/api/series/{series_uid}/volume", timeout=10)
+    return server.http.get(f"{server.url}/api/series/{series_uid}/volume", timeout=10)
 
 
 def test_kill_9_mid_series(server_factory: ServerFactory, tmp_path: Path,
@@ -165,7 +165,7 @@ def test_kill_9_mid_series(server_factory: ServerFactory, tmp_path: Path,
     assert set(rows) == set(uids.values())
     assert all(len(v) == 1 and v[0].version == 1 and not v[0].version_conflict
                for v in rows.values()), "a re-sent identical instance was stored twice"
-    series = requests.get(f"{server_b.url}/api/series/{series_uid}", timeout=10).json()
+    series = server_b.http.get(f"{server_b.url}/api/series/{series_uid}", timeout=10).json()
     assert series["instance_count"] == len(files)
     assert volume_status(server_b, series_uid).status_code == 409  # still inside quiet period
     server_b.stop()

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-import requests
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -253,8 +252,8 @@ def test_c_store_each_file_on_one_association(server_factory: ServerFactory, tmp
     assert server.proc is not None and server.proc.poll() is None, "server died"
     assert echo(server.dicom_port, server.ae_title) == SUCCESS
 
-    quarantine = {e["id"]: e for e in requests.get(f"{server.url}/api/quarantine",
-                                                   timeout=10).json()}
+    quarantine = {e["id"]: e for e in server.http.get(f"{server.url}/api/quarantine",
+                                                      timeout=10).json()}
     catalog = Catalog(f"sqlite:///{server.data_dir / 'catalog.sqlite'}")
     try:
         with catalog.session() as session:
@@ -306,7 +305,7 @@ def test_storescu_raw_files(server_factory: ServerFactory) -> None:
     assert server.proc is not None and server.proc.poll() is None, "server died"
     assert echo(server.dicom_port, server.ae_title) == SUCCESS
 
-    quarantined = [e for e in requests.get(f"{server.url}/api/quarantine", timeout=10).json()
+    quarantined = [e for e in server.http.get(f"{server.url}/api/quarantine", timeout=10).json()
                    if e["calling_ae_title"] == "ODDSTORESCU"]
     for entry in quarantined:
         assert entry["reason"].strip(), entry

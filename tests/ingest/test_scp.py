@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-import requests
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -301,8 +300,8 @@ def test_storescu_series_to_real_server(voxcast_server: ServerProcess) -> None:
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     first = pydicom.dcmread(files[0], stop_before_pixels=True)
-    study = requests.get(f"{voxcast_server.url}/api/studies/{first.StudyInstanceUID}",
-                         timeout=10)
+    study = voxcast_server.http.get(f"{voxcast_server.url}/api/studies/{first.StudyInstanceUID}",
+                                    timeout=10)
     assert study.status_code == 200, study.text
     body = study.json()
     assert body["instance_count"] == 28

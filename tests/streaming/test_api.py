@@ -20,7 +20,7 @@ def server(archive_server: ServerProcess) -> ServerProcess:
 
 
 def get(server: ServerProcess, path: str, **params: object) -> requests.Response:
-    return requests.get(server.url + path, params=params, timeout=60)  # type: ignore[arg-type]
+    return server.http.get(server.url + path, params=params, timeout=60)  # type: ignore[arg-type]
 
 
 def _acrin_study(server: ServerProcess) -> dict:
@@ -30,7 +30,7 @@ def _acrin_study(server: ServerProcess) -> dict:
 
 
 def test_health_needs_no_credentials(server: ServerProcess) -> None:
-    r = get(server, "/api/health")
+    r = requests.get(server.url + "/api/health", timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
@@ -113,5 +113,5 @@ def test_volume_of_a_non_image_series_is_a_404(server: ServerProcess) -> None:
 
 
 def test_wrong_method_is_a_405(server: ServerProcess) -> None:
-    r = requests.delete(server.url + "/api/studies", timeout=30)
+    r = server.http.delete(server.url + "/api/studies", timeout=30)
     assert r.status_code == 405 and r.json()["error"]

@@ -29,6 +29,7 @@ def multipart_body(parts: list[bytes], part_type: str = "application/dicom") -> 
 
 @dataclass
 class Seeded:
+    http: requests.Session
     base: str
     study: str
     series: str
@@ -39,12 +40,13 @@ class Seeded:
 def seeded(voxcast_server: ServerProcess) -> Iterator[Seeded]:
     source = sorted(data_path("petct-acrin042", "PT_AC").glob("*.dcm"))[0]
     base = f"{voxcast_server.url}/dicomweb"
-    resp = requests.post(f"{base}/studies", data=multipart_body([source.read_bytes()]),
-                         headers={"Content-Type": MULTIPART_DICOM}, timeout=30)
+    resp = voxcast_server.http.post(f"{base}/studies",
+                                    data=multipart_body([source.read_bytes()]),
+                                    headers={"Content-Type": MULTIPART_DICOM}, timeout=30)
     assert resp.status_code in (200, 202), resp.text
     ds = pydicom.dcmread(source, stop_before_pixels=True)
-    yield Seeded(base=base, study=str(ds.StudyInstanceUID), series=str(ds.SeriesInstanceUID),
-                 sop=str(ds.SOPInstanceUID))
+    yield Seeded(http=voxcast_server.http, base=base, study=str(ds.StudyInstanceUID),
+                 series=str(ds.SeriesInstanceUID), sop=str(ds.SOPInstanceUID))
 
 
 def _json_error(resp: requests.Response, status: int) -> str:
@@ -74,7 +76,7 @@ UNKNOWN = "1.2.3.4.5.6.7.8.9"
 def test_unknown_resources_are_404(seeded: Seeded, path: str) -> None:
     url = seeded.base + path.format(unknown=UNKNOWN, study=seeded.study, series=seeded.series,
                                     sop=seeded.sop)
-    _json_error(requests.get(url, timeout=30), 404)
+    _json_error(seeded.http.get(url, timeout=30), 404)
 
 
 @pytest.mark.parametrize("query", [
@@ -93,19 +95,19 @@ def test_unknown_resources_are_404(seeded: Seeded, path: str) -> None:
     {"PatientID": ["a", "b"]},
 ])
 def test_malformed_search_is_400(seeded: Seeded, query: dict[str, str]) -> None:
-    _json_error(requests.get(f"{seeded.base}/studies", params=query, timeout=30), 400)
+    _json_error(seeded.http.get(f"{seeded.base}/studies", params=query, timeout=30), 400)
 
 
 def test_malformed_series_and_instance_keys_are_400(seeded: Seeded) -> None:
-    _json_error(requests.get(f"{seeded.base}/series", params={"SeriesNumber": "two"},
-                             timeout=30), 400)
-    _json_error(requests.get(f"{seeded.base}/instances", params={"InstanceNumber": "x"},
-                             timeout=30), 400)
+    _json_error(seeded.http.get(f"{seeded.base}/series", params={"SeriesNumber": "two"},
+                                timeout=30), 400)
+    _json_error(seeded.http.get(f"{seeded.base}/instances", params={"InstanceNumber": "x"},
+                                timeout=30), 400)
 
 
 def test_unsupported_matching_is_ignored_with_a_warning(seeded: Seeded) -> None:
-    resp = requests.get(f"{seeded.base}/studies", timeout=30,
-                        params={"PatientWeight": "91", "fuzzymatching": "true"})
+    resp = seeded.http.get(f"{seeded.base}/studies", timeout=30,
+                           params={"PatientWeight": "91", "fuzzymatching": "true"})
     assert resp.status_code == 200
     assert "PatientWeight" in resp.headers["Warning"]
     assert "fuzzymatching" in resp.headers["Warning"]
@@ -116,13 +118,13 @@ def test_unsupported_matching_is_ignored_with_a_warning(seeded: Seeded) -> None:
 def test_malformed_frame_lists_are_400(seeded: Seeded, frames: str) -> None:
     url = (f"{seeded.base}/studies/{seeded.study}/series/{seeded.series}/instances/"
            f"{seeded.sop}/frames/{frames}")
-    _json_error(requests.get(url, timeout=30), 400)
+    _json_error(seeded.http.get(url, timeout=30), 400)
 
 
 def test_bad_bulkdata_path_is_400(seeded: Seeded) -> None:
     url = (f"{seeded.base}/studies/{seeded.study}/series/{seeded.series}/instances/"
            f"{seeded.sop}/bulkdata/pixels")
-    _json_error(requests.get(url, timeout=30), 400)
+    _json_error(seeded.http.get(url, timeout=30), 400)
 
 
 @pytest.mark.parametrize(("path", "accept"), [
@@ -137,13 +139,13 @@ def test_bad_bulkdata_path_is_400(seeded: Seeded) -> None:
 ])
 def test_unacceptable_media_types_are_406(seeded: Seeded, path: str, accept: str) -> None:
     url = seeded.base + path.format(study=seeded.study, series=seeded.series, sop=seeded.sop)
-    _json_error(requests.get(url, headers={"Accept": accept}, timeout=30), 406)
+    _json_error(seeded.http.get(url, headers={"Accept": accept}, timeout=30), 406)
 
 
 @pytest.mark.parametrize("viewport", ["0,10", "a,b", "10", "99999,10"])
 def test_bad_viewport_is_400(seeded: Seeded, viewport: str) -> None:
     url = f"{seeded.base}/studies/{seeded.study}/series/{seeded.series}/thumbnail"
-    _json_error(requests.get(url, params={"viewport": viewport}, timeout=30), 400)
+    _json_error(seeded.http.get(url, params={"viewport": viewport}, timeout=30), 400)
 
 
 # -- STOW-RS ----------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def test_bad_viewport_is_400(seeded: Seeded, viewport: str) -> None:
 
 def _post(seeded: Seeded, body: bytes, content_type: str | None) -> requests.Response:
     headers = {"Content-Type": content_type} if content_type is not None else {}
-    return requests.post(f"{seeded.base}/studies", data=body, headers=headers, timeout=30)
+    return seeded.http.post(f"{seeded.base}/studies", data=body, headers=headers, timeout=30)
 
 
 def test_stow_non_dicom_part_is_a_failure_entry_and_409(seeded: Seeded) -> None:
@@ -217,17 +219,17 @@ def test_stow_oversized_body_is_413(server_factory: Callable[..., ServerProcess]
     source = sorted(data_path("petct-acrin042", "CT").glob("*.dcm"))[0]  # ~0.5 MB
     body = multipart_body([source.read_bytes()])
     url = f"{srv.url}/dicomweb/studies"
-    _json_error(requests.post(url, data=body, headers={"Content-Type": MULTIPART_DICOM},
+    _json_error(srv.http.post(url, data=body, headers={"Content-Type": MULTIPART_DICOM},
                               timeout=30), 413)
 
     def chunked() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
         for i in range(0, len(body), 16 * 1024):
             yield body[i:i + 16 * 1024]
 
-    _json_error(requests.post(url, data=chunked(), headers={"Content-Type": MULTIPART_DICOM},
+    _json_error(srv.http.post(url, data=chunked(), headers={"Content-Type": MULTIPART_DICOM},
                               timeout=30), 413)
     small = sorted(data_path("petct-acrin042", "PT_AC").glob("*.dcm"))[0]  # ~40 KB: fits
-    ok = requests.post(url, data=multipart_body([small.read_bytes()]),
+    ok = srv.http.post(url, data=multipart_body([small.read_bytes()]),
                        headers={"Content-Type": MULTIPART_DICOM}, timeout=30)
     assert ok.status_code in (200, 202)
-    assert requests.get(f"{srv.url}/dicomweb/studies", timeout=30).json()
+    assert srv.http.get(f"{srv.url}/dicomweb/studies", timeout=30).json()

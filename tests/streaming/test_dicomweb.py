@@ -48,15 +48,19 @@ class Stored:
     def base(self) -> str:
         return f"{self.srv.url}/dicomweb"
 
+    @property
+    def http(self) -> requests.Session:
+        return self.srv.http
+
 
 def multipart_body(parts: list[bytes], part_type: str = "application/dicom") -> bytes:
     head = f"--{BOUNDARY}\r\nContent-Type: {part_type}\r\n\r\n".encode()
     return b"".join(head + p + b"\r\n" for p in parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def stow(base: str, parts: list[bytes], study: str | None = None) -> requests.Response:
-    url = f"{base}/studies" + (f"/{study}" if study else "")
-    return requests.post(url, data=multipart_body(parts), timeout=60, headers={
+def stow(srv: ServerProcess, parts: list[bytes], study: str | None = None) -> requests.Response:
+    url = f"{srv.url}/dicomweb/studies" + (f"/{study}" if study else "")
+    return srv.http.post(url, data=multipart_body(parts), timeout=60, headers={
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
         "Accept": "application/dicom+json"})
 
@@ -94,12 +98,13 @@ def stored(voxcast_server: ServerProcess) -> Iterator[Stored]:
     jls_file = data_path("compressed-wg04", "CT1_JLSL.dcm")
     emri_file = data_path("compressed-wg04", "pydicom-data_emri_multiframe",
                           "emri_small_jpeg_ls_lossless.dcm")
-    client = DICOMwebClient(url=f"{voxcast_server.url}/dicomweb")
-    resp = stow(f"{voxcast_server.url}/dicomweb", [f.read_bytes() for f in ct_files])
+    client = DICOMwebClient(url=f"{voxcast_server.url}/dicomweb",
+                            headers=voxcast_server.headers)
+    resp = stow(voxcast_server, [f.read_bytes() for f in ct_files])
     ct0 = pydicom.dcmread(ct_files[0], stop_before_pixels=True)
     client.store_instances([pydicom.dcmread(pt_file), pydicom.dcmread(jls_file)])
     emri = pydicom.dcmread(emri_file, stop_before_pixels=True)
-    stow(f"{voxcast_server.url}/dicomweb", [emri_file.read_bytes()], emri.StudyInstanceUID)
+    stow(voxcast_server, [emri_file.read_bytes()], emri.StudyInstanceUID)
     yield Stored(srv=voxcast_server, client=client, ct_files=ct_files,
                  ct_study=str(ct0.StudyInstanceUID), ct_series=str(ct0.SeriesInstanceUID),
                  pt_file=pt_file, jls_file=jls_file, emri_file=emri_file,
@@ -127,19 +132,19 @@ def test_stow_response_lists_every_instance(stored: Stored) -> None:
 
 
 def test_stow_duplicate_is_success_and_new_version_warns(stored: Stored) -> None:
-    again = stow(stored.base, [stored.ct_files[0].read_bytes()])
+    again = stow(stored.srv, [stored.ct_files[0].read_bytes()])
     assert again.status_code in (200, 202)
     assert len(values(again.json(), "00081199")) == 1
     # Same SOP Instance UID, other bytes (uncompressed twin of the JPEG-LS file).
     twin = stored.emri_file.with_name("emri_small.dcm")
-    resp = stow(stored.base, [twin.read_bytes()])
+    resp = stow(stored.srv, [twin.read_bytes()])
     assert resp.status_code == 202
     ref = values(resp.json(), "00081199")[0]
     assert first(ref, "00081196") == 0xB100
 
 
 def test_stow_into_other_study_is_refused_with_a900(stored: Stored) -> None:
-    resp = stow(stored.base, [stored.jls_file.read_bytes()], study=stored.ct_study)
+    resp = stow(stored.srv, [stored.jls_file.read_bytes()], study=stored.ct_study)
     assert resp.status_code == 409
     body = resp.json()
     failed = values(body, "00081198")
@@ -152,7 +157,7 @@ def test_stow_into_other_study_is_refused_with_a900(stored: Stored) -> None:
 
 
 def test_stow_mixed_parts_give_202(stored: Stored) -> None:
-    resp = stow(stored.base, [stored.ct_files[1].read_bytes(), b"definitely not DICOM"])
+    resp = stow(stored.srv, [stored.ct_files[1].read_bytes(), b"definitely not DICOM"])
     assert resp.status_code == 202
     body = resp.json()
     assert len(values(body, "00081199")) == 1
@@ -221,7 +226,7 @@ def test_search_studies_uid_list_limit_offset_includefield(stored: Stored) -> No
         fields=["00081030", "PatientAge", "SeriesDescription"])
     assert "00081030" in described[0] and "00101010" in described[0]
     assert "0008103E" not in described[0]  # series level: never in a study result
-    full = requests.get(f"{stored.base}/studies", params={
+    full = stored.http.get(f"{stored.base}/studies", params={
         "PatientID": "ACRIN-NSCLC-FDG-PET-042", "includefield": "all",
         "fuzzymatching": "false"}, timeout=30)
     assert full.status_code == 200
@@ -274,8 +279,8 @@ def test_retrieve_instance_bytes_are_exactly_the_stored_file(stored: Stored) -> 
     source = stored.ct_files[4]
     sop = str(pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID)
     url = f"{stored.base}/studies/{stored.ct_study}/series/{stored.ct_series}/instances/{sop}"
-    resp = requests.get(url, headers={"Accept": 'multipart/related; type="application/dicom"'},
-                        timeout=30)
+    resp = stored.http.get(url, timeout=30,
+                           headers={"Accept": 'multipart/related; type="application/dicom"'})
     assert resp.status_code == 200
     parts = parse_multipart(resp)
     assert len(parts) == 1
@@ -293,10 +298,10 @@ def test_retrieve_bare_data_set_gets_generated_file_meta(stored: Stored) -> None
     ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     meta_end = 132 + 12 + int(ds.file_meta.FileMetaInformationGroupLength)
     bare = data[meta_end:]
-    assert stow(stored.base, [bare]).status_code in (200, 202)
+    assert stow(stored.srv, [bare]).status_code in (200, 202)
     url = (f"{stored.base}/studies/{stored.ct_study}/series/{stored.ct_series}/instances/"
            f"{ds.SOPInstanceUID}")
-    body = parse_multipart(requests.get(url, timeout=30))[0][1]
+    body = parse_multipart(stored.http.get(url, timeout=30))[0][1]
     assert body[128:132] == b"DICM" and body.endswith(bare)
     back = pydicom.dcmread(io.BytesIO(body))
     assert back.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
@@ -308,7 +313,7 @@ def test_retrieve_transcodes_to_explicit_little_endian_on_request(stored: Stored
     src = pydicom.dcmread(stored.jls_file)
     url = (f"{stored.base}/studies/{src.StudyInstanceUID}/series/{src.SeriesInstanceUID}/"
            f"instances/{src.SOPInstanceUID}")
-    resp = requests.get(url, timeout=30, headers={
+    resp = stored.http.get(url, timeout=30, headers={
         "Accept": 'multipart/related; type="application/dicom"; '
                   'transfer-syntax=1.2.840.10008.1.2.1'})
     assert resp.status_code == 200
@@ -361,7 +366,7 @@ def _wait_for_volume(stored: Stored, series: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     state = "?"
     while time.monotonic() < deadline:
-        state = requests.get(f"{stored.srv.url}/api/series/{series}", timeout=10).json()[
+        state = stored.http.get(f"{stored.srv.url}/api/series/{series}", timeout=10).json()[
             "volume_state"]
         if state in ("ready", "failed", "not_volumetric"):
             return str(state)
@@ -372,12 +377,12 @@ def _wait_for_volume(stored: Stored, series: str, timeout: float = 60.0) -> str:
 def test_thumbnail_and_rendered(stored: Stored) -> None:
     assert _wait_for_volume(stored, stored.ct_series) == "ready"
     url = f"{stored.base}/studies/{stored.ct_study}/series/{stored.ct_series}"
-    png = requests.get(f"{url}/thumbnail", headers={"Accept": "image/png"}, timeout=30)
+    png = stored.http.get(f"{url}/thumbnail", headers={"Accept": "image/png"}, timeout=30)
     assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
     image = Image.open(io.BytesIO(png.content))
     assert image.format == "PNG" and image.size == (128, 128)
     assert np.asarray(image, dtype=np.float64).std() > 0
-    jpeg = requests.get(f"{url}/thumbnail", params={"viewport": "64,32"}, timeout=30)
+    jpeg = stored.http.get(f"{url}/thumbnail", params={"viewport": "64,32"}, timeout=30)
     assert jpeg.headers["Content-Type"] == "image/jpeg"
     small = Image.open(io.BytesIO(jpeg.content))
     assert small.format == "JPEG" and small.size == (32, 32)
@@ -387,9 +392,9 @@ def test_thumbnail_and_rendered(stored: Stored) -> None:
     assert full.size == (512, 512) and np.asarray(full, dtype=np.float64).std() > 0
 
     pt = pydicom.dcmread(stored.pt_file, stop_before_pixels=True)
-    pet = requests.get(f"{stored.base}/studies/{pt.StudyInstanceUID}/series/"
-                       f"{pt.SeriesInstanceUID}/thumbnail", params={"viewport": "256,256"},
-                       headers={"Accept": "image/png"}, timeout=30)
+    pet = stored.http.get(f"{stored.base}/studies/{pt.StudyInstanceUID}/series/"
+                          f"{pt.SeriesInstanceUID}/thumbnail", params={"viewport": "256,256"},
+                          headers={"Accept": "image/png"}, timeout=30)
     assert pet.status_code == 200
     pet_image = Image.open(io.BytesIO(pet.content))
     assert pet_image.size == (256, 256) and np.asarray(pet_image, dtype=np.float64).std() > 0

@@ -20,8 +20,8 @@ def server(archive_server: ServerProcess) -> ServerProcess:
 
 
 def _measure(server: ServerProcess, view: dict, shapes: list) -> requests.Response:
-    return requests.post(f"{server.url}/api/measure", json={"view": view, "shapes": shapes},
-                         timeout=60)
+    return server.http.post(f"{server.url}/api/measure", json={"view": view, "shapes": shapes},
+                            timeout=60)
 
 
 def test_roi_statistics_are_those_of_the_raw_values(server: ServerProcess) -> None:
@@ -89,7 +89,7 @@ def test_pet_roi_is_in_suv(server: ServerProcess) -> None:
     ([1, 2], 400),
 ])
 def test_bad_measure_requests(server: ServerProcess, body: object, status: int) -> None:
-    r = requests.post(f"{server.url}/api/measure", json=body, timeout=30)
+    r = server.http.post(f"{server.url}/api/measure", json=body, timeout=30)
     assert r.status_code == status and r.json()["error"], r.text
 
 
@@ -105,8 +105,8 @@ def test_bad_shapes_are_400(server: ServerProcess, shape: dict) -> None:
 def test_lesion_sync_finds_the_point_in_the_pet(server: ServerProcess) -> None:
     ct, pet = _series(server, "CT IMAGES"), _series(server, "PET AC")
     view = {"series_uid": ct} | VIEW
-    r = requests.post(f"{server.url}/api/locate", json={"view": view, "at_px": [100, 90]},
-                      timeout=60)
+    r = server.http.post(f"{server.url}/api/locate", json={"view": view, "at_px": [100, 90]},
+                         timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     found = {s["series_uid"]: s for s in body["series"]}
@@ -124,7 +124,7 @@ def test_lesion_sync_finds_the_point_in_the_pet(server: ServerProcess) -> None:
                 + (y - (h - 1) / 2) * s * np.array(plane["col_dir"]))
         np.testing.assert_allclose(back, point, atol=1e-6)
     # The same point given in patient coordinates answers the same.
-    again = requests.post(f"{server.url}/api/locate", json={
+    again = server.http.post(f"{server.url}/api/locate", json={
         "series_uid": pet, "point_lps": body["point_lps"]}, timeout=60).json()
     assert {s["series_uid"]: s["nearest_slice_index"] for s in again["series"]}[ct] == 60
 
@@ -132,5 +132,5 @@ def test_lesion_sync_finds_the_point_in_the_pet(server: ServerProcess) -> None:
 @pytest.mark.parametrize("body", [{}, {"series_uid": "1.2"}, {"point_lps": [0, 0, 0]},
                                   {"series_uid": "x", "point_lps": [0, 0]}, [0]])
 def test_bad_locate_requests(server: ServerProcess, body: object) -> None:
-    r = requests.post(f"{server.url}/api/locate", json=body, timeout=30)
+    r = server.http.post(f"{server.url}/api/locate", json=body, timeout=30)
     assert r.status_code in (400, 404) and r.json()["error"], r.text

@@ -22,9 +22,9 @@ def server(archive_server: ServerProcess) -> ServerProcess:
 
 
 def _series(server: ServerProcess, description: str) -> str:
-    study = requests.get(f"{server.url}/api/studies", params={
+    study = server.http.get(f"{server.url}/api/studies", params={
         "PatientID": "ACRIN-NSCLC-FDG-PET-042"}, timeout=30).json()[0]
-    detail = requests.get(f"{server.url}/api/studies/{study['study_uid']}", timeout=30).json()
+    detail = server.http.get(f"{server.url}/api/studies/{study['study_uid']}", timeout=30).json()
     return next(s["series_uid"] for s in detail["series"]
                 if s["series_description"] == description)
 
@@ -59,7 +59,8 @@ def _reference(image: sitk.Image, plane: dict) -> np.ndarray:
 
 
 def _raw(server: ServerProcess, body: dict) -> tuple[np.ndarray, requests.Response]:
-    r = requests.post(f"{server.url}/api/render", params={"format": "raw"}, json=body, timeout=60)
+    r = server.http.post(f"{server.url}/api/render", params={"format": "raw"}, json=body,
+                         timeout=60)
     assert r.status_code == 200, r.text
     h, w = (int(v) for v in r.headers["X-Shape"].split(","))
     return np.frombuffer(r.content, dtype="<f4").reshape(h, w), r
@@ -85,7 +86,7 @@ def test_pet_is_rendered_in_suv(server: ServerProcess) -> None:
     uid = _series(server, "PET AC")
     values, r = _raw(server, {"series_uid": uid, "plane": plane})
     assert r.headers["X-Units"] == "SUVbw"
-    factor = requests.get(f"{server.url}/api/series/{uid}/volume", timeout=30).json()[
+    factor = server.http.get(f"{server.url}/api/series/{uid}/volume", timeout=30).json()[
         "suv_bw_factor"]
     ref = _reference(image, plane) * factor  # activity (Bq/ml) × SUVbw factor
     both = np.isfinite(values) & np.isfinite(ref) & (ref > 0.5)
@@ -98,7 +99,7 @@ def test_png_is_the_dicom_linear_window_of_the_raw_values(server: ServerProcess)
     plane = _oblique_plane(_sitk("CT"), 200)
     values, _ = _raw(server, {"series_uid": uid, "plane": plane})
     for invert in (False, True):
-        r = requests.post(f"{server.url}/api/render", json={
+        r = server.http.post(f"{server.url}/api/render", json={
             "series_uid": uid, "plane": plane, "window": {"center": 40, "width": 400},
             "invert": invert}, timeout=60)
         assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
@@ -108,8 +109,8 @@ def test_png_is_the_dicom_linear_window_of_the_raw_values(server: ServerProcess)
         y = np.rint(np.nan_to_num(y, nan=0.0))
         expected = 255 - y if invert else y
         assert np.abs(png.astype(int) - expected.astype(int)).max() <= 1
-    jpeg = requests.post(f"{server.url}/api/render", params={"format": "jpeg"},
-                         json={"series_uid": uid, "plane": plane}, timeout=60)
+    jpeg = server.http.post(f"{server.url}/api/render", params={"format": "jpeg"},
+                            json={"series_uid": uid, "plane": plane}, timeout=60)
     assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
     assert jpeg.headers["X-Window"]
 
@@ -140,7 +141,7 @@ def test_fusion_is_the_ct_window_blended_with_the_coloured_pet(server: ServerPro
     ct, pet = _series(server, "CT IMAGES"), _series(server, "PET AC")
     view = {"series_uid": ct, "orientation": "coronal", "size_px": [160, 200],
             "window": {"center": 40, "width": 400}}
-    fused = requests.post(f"{server.url}/api/render", json=view | {"layers": [
+    fused = server.http.post(f"{server.url}/api/render", json=view | {"layers": [
         {"series_uid": pet, "window": {"center": 2.5, "width": 5}, "colormap": "hot-iron",
          "opacity": 0.5}]}, timeout=60)
     assert fused.status_code == 200, fused.text
@@ -188,7 +189,7 @@ def test_a_cpr_along_a_straight_line_is_that_line_of_the_volume(server: ServerPr
 def test_pet_mip_and_volume_rendering(server: ServerProcess) -> None:
     uid = _series(server, "PET AC")
     image = _sitk("PT_AC")
-    factor = requests.get(f"{server.url}/api/series/{uid}/volume", timeout=30).json()[
+    factor = server.http.get(f"{server.url}/api/series/{uid}/volume", timeout=30).json()[
         "suv_bw_factor"]
     hottest = float(sitk.GetArrayFromImage(image).max()) * factor
     mip = {"series_uid": uid, "orientation": "coronal", "size_px": [256, 256],
@@ -204,12 +205,12 @@ def test_pet_mip_and_volume_rendering(server: ServerProcess) -> None:
     side, _ = _raw(server, mip | {"orbit_deg": [90, 0]})
     assert not np.allclose(side, values, equal_nan=True)
     vr = mip | {"render3d": {"method": "vr", "preset": "pet"}}
-    png = requests.post(f"{server.url}/api/render", json=vr, timeout=120)
+    png = server.http.post(f"{server.url}/api/render", json=vr, timeout=120)
     assert png.status_code == 200, png.text
     rgb = np.asarray(Image.open(io.BytesIO(png.content)))
     assert rgb.shape == (256, 256, 3) and rgb.max() > 100
-    raw = requests.post(f"{server.url}/api/render", params={"format": "raw"}, json=vr,
-                        timeout=60)
+    raw = server.http.post(f"{server.url}/api/render", params={"format": "raw"}, json=vr,
+                           timeout=60)
     assert raw.status_code == 400 and "colours" in raw.json()["error"]
 
 
@@ -225,7 +226,7 @@ def test_pet_mip_and_volume_rendering(server: ServerProcess) -> None:
 def test_bad_view_states_are_400_with_the_reason(server: ServerProcess, patch: dict,
                                                  message: str) -> None:
     body = {"series_uid": _series(server, "CT IMAGES"), "orientation": "axial"} | patch
-    r = requests.post(f"{server.url}/api/render", json=body, timeout=30)
+    r = server.http.post(f"{server.url}/api/render", json=body, timeout=30)
     assert r.status_code == 400 and message in r.json()["error"], r.text
 
 
@@ -234,7 +235,7 @@ def test_presets_masks_and_colour_maps_over_http(server: ServerProcess) -> None:
     view = {"series_uid": uid, "orientation": "axial", "size_px": [128, 128],
             "preset": "ct-lung", "colormap": "rainbow",
             "masks": [{"shape": "rectangle", "center_px": [10, 10], "half_size_px": [5, 5]}]}
-    r = requests.post(f"{server.url}/api/render", json=view, timeout=60)
+    r = server.http.post(f"{server.url}/api/render", json=view, timeout=60)
     assert r.status_code == 200 and r.headers["X-Window"] == "-600,1500"
     rgb = np.asarray(Image.open(io.BytesIO(r.content)))
     assert rgb.shape == (128, 128, 3) and (rgb[5:16, 5:16] == 0).all()
@@ -249,7 +250,7 @@ def test_presets_masks_and_colour_maps_over_http(server: ServerProcess) -> None:
 ])
 def test_bad_render_requests(server: ServerProcess, body: object, params: dict,
                              status: int) -> None:
-    r = requests.post(f"{server.url}/api/render", params=params, json=body, timeout=30)
+    r = server.http.post(f"{server.url}/api/render", params=params, json=body, timeout=30)
     assert r.status_code == status and r.json()["error"]
 
 
@@ -261,9 +262,9 @@ def test_bad_render_requests(server: ServerProcess, body: object, params: dict,
 def test_degenerate_planes_are_400(server: ServerProcess, plane_patch: dict) -> None:
     plane = {"center_lps": [0, 0, 0], "row_dir": [1, 0, 0], "col_dir": [0, 1, 0],
              "pixel_spacing_mm": 1, "size_px": [8, 8]} | plane_patch
-    r = requests.post(f"{server.url}/api/render", json={
+    r = server.http.post(f"{server.url}/api/render", json={
         "series_uid": _series(server, "CT IMAGES"), "plane": plane}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]
-    bad_json = requests.post(f"{server.url}/api/render", data=b"{not json", timeout=30,
-                             headers={"Content-Type": "application/json"})
+    bad_json = server.http.post(f"{server.url}/api/render", data=b"{not json", timeout=30,
+                                headers={"Content-Type": "application/json"})
     assert bad_json.status_code == 400
