@@ -26,6 +26,9 @@ import io
 import json
 from functools import partial
 
+import numpy as np
+import numpy.typing as npt
+import simplejpeg
 from aiohttp import web
 from PIL import Image
 
@@ -47,14 +50,19 @@ def render_frame(runtime: Runtime, state: ViewState) -> Frame:
         raise ApiError(400, str(exc)) from None
 
 
-def encode(pixels: object, fmt: str, *, quality: int = 90) -> bytes:
-    """PNG (lossless, fast zlib level) or JPEG bytes of uint8 grey or RGB pixels."""
+def encode(pixels: npt.NDArray[np.uint8], fmt: str, *, quality: int = 90) -> bytes:
+    """PNG (lossless, fast zlib level) or JPEG bytes of uint8 grey or RGB pixels.
+
+    JPEG goes through libjpeg-turbo in one call that releases the GIL (simplejpeg), so
+    encoding is not slowed by other Python threads (volume loads) the way a chunked encoder
+    is."""
+    if fmt == "jpeg":
+        image = np.ascontiguousarray(pixels if pixels.ndim == 3 else pixels[:, :, None])
+        return bytes(simplejpeg.encode_jpeg(image, quality=quality,
+                                            colorspace="RGB" if image.shape[2] == 3 else "GRAY",
+                                            colorsubsampling="444"))
     buf = io.BytesIO()
-    image = Image.fromarray(pixels)  # type: ignore[arg-type]
-    if fmt == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    else:
-        image.save(buf, format="JPEG", quality=quality)
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

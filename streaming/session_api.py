@@ -93,6 +93,12 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
     return infos, paths, geometries
 
 
+def _coarse_levels(runtime: Runtime, paths: list[str]) -> None:
+    for path in paths:
+        if runtime.memory.peek(path) is None:
+            runtime.memory.coarse(path)
+
+
 def _size(body: dict[str, Any]) -> tuple[int, int]:
     size = body.get("viewport_size", list(DEFAULT_VIEWPORT_PX))
     if not (isinstance(size, list) and len(size) == 2 and all(
@@ -129,8 +135,12 @@ async def create_session(request: web.Request) -> web.Response:
         for uid in (view.series_uid, *(x.series_uid for x in view.layers)):
             if uid not in paths:
                 raise ApiError(400, f"series {uid} is not a volume of study {study_uid}")
-    # Start loading now: the main series first, so the first frame does not wait behind it.
-    for uid in dict.fromkeys(v.series_uid for v in views):
+    # Start loading now. A coarse level of each series shown comes first (tens of ms), so the
+    # first frames need not wait for the full volumes, which then load in the background.
+    shown = list(dict.fromkeys(u for v in views for u in (v.series_uid,
+                                                          *(x.series_uid for x in v.layers))))
+    await run_blocking(request, _coarse_levels, runtime, [paths[u] for u in shown])
+    for uid in shown:
         runtime.memory.prefetch(paths[uid])
     session = Session(manager, study_uid=study_uid, layout=layout, views=views, paths=paths,
                       geometries=geometries, frames_of_reference={

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from render_engine.errors import RenderError
 from render_engine.geometry import VolumeGeometry
+from render_engine.kernels.backend import cpu_threads_for_this_thread
 from render_engine.pipeline import Frame, RenderVolume, surface_for
 from render_engine.pipeline import render as render_view
 from render_engine.planes import Plane
@@ -364,7 +365,6 @@ class Session:
         downscale = 1.0 if lossless else vp.quality.downscale
         quality = vp.quality.jpeg_quality
         exact = vp.exact if lossless and vp.exact and vp.exact[0] == version else None
-        start = time.perf_counter()
         async with self._slots:
             try:
                 result = await self.manager.run(self._draw, state, downscale, lossless,
@@ -397,9 +397,10 @@ class Session:
         if vp.echoed != version:
             vp.echoed = version
             await self._event(self._state_event(vp, state, frame, seq, coarse), None)
+        sent_at = time.perf_counter()
         await asyncio.gather(*(self._deliver(s, sent) for s in sinks))
-        if not lossless:
-            vp.quality.record((time.perf_counter() - start) * 1e3)
+        if not lossless:  # the frame's own cost: rendering, encoding and sending, not queueing
+            vp.quality.record(render_ms + encode_ms + (time.perf_counter() - sent_at) * 1e3)
 
     async def _deliver(self, sink: FrameSink, frame: SentFrame) -> None:
         try:
@@ -440,8 +441,8 @@ class Session:
                 raise ApiError(400, f"series {uid} is not part of this session's study")
             cached = memory.peek(path)
             if cached is None and allow_coarse:
-                memory.prefetch(path)
                 cached = memory.coarse(path)
+                memory.prefetch(path)
                 used.append(True)
             elif cached is None:
                 cached = memory.get(path)
@@ -506,10 +507,23 @@ class SessionManager:
         self.idle_s, self.max_idle_s, self.max_sessions = idle_s, max_idle_s, max_sessions
         self.sessions: dict[str, Session] = {}
         self._measure = measure
+        self.busy = 0
         self._reaper: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        """Run ``fn`` in the render pool; while several renders run at once, each one's CPU
+        kernels get their share of the cores."""
+        self.busy += 1
+        share = self.busy
+
+        def call() -> Any:
+            cpu_threads_for_this_thread(share)
+            return fn(*args)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, call)
+        finally:
+            self.busy -= 1
 
     async def measure(self, state: ViewState, shapes: Any, seq: int) -> dict[str, Any]:
         try:

@@ -41,3 +41,12 @@ def to_gpu(array: Any) -> Any:
 def to_host(array: Any) -> Any:
     """A numpy array of ``array`` (copied from the GPU when it is a cupy array)."""
     return array.get() if is_gpu_array(array) else array
+
+
+def cpu_threads_for_this_thread(share: int) -> None:
+    """Let the CPU kernels called from this thread use ``1/share`` of the cores (numba's thread
+    count is per calling thread): a server rendering for several sessions at once gives each
+    render its share instead of oversubscribing the cores."""
+    import numba
+
+    numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS // max(1, share)))
