@@ -14,7 +14,9 @@ from ingest.builder import SeriesBuilder
 from ingest.catalog import Catalog
 from ingest.service import IngestService
 from ingest.storage import remove_stale_temporaries
+from render_engine.kernels.backend import cupy_or_none, to_gpu
 from streaming.settings import Settings
+from volume_cache.device import DeviceVolumeCache
 from volume_cache.memory import VolumeMemoryCache
 from volume_cache.zarr_store import LocalVolumeStore
 
@@ -31,6 +33,11 @@ class Runtime:
         self.volumes = LocalVolumeStore(self.data_dir)
         self.builder = SeriesBuilder(self.catalog, self.data_dir, self.volumes)
         self.memory = VolumeMemoryCache(self.volumes, settings.volume_cache_bytes)
+        self.device: DeviceVolumeCache | None = None
+        if settings.gpu == "auto" and cupy_or_none() is not None:
+            self.device = DeviceVolumeCache(settings.gpu_cache_bytes, to_gpu)
+            log.info("rendering on the GPU, device volume cache of %.1f GiB",
+                     settings.gpu_cache_bytes / 1024**3)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -232,7 +232,7 @@ def add_routes(app: web.Application) -> None:
 
     async def start(app: web.Application) -> None:
         app[SESSIONS] = SessionManager(
-            runtime.memory, workers=settings.render_workers or max(2, os.cpu_count() or 2),
+            runtime.memory, device=runtime.device, workers=settings.render_workers or max(2, os.cpu_count() or 2),
             idle_s=settings.session_idle_seconds, max_idle_s=settings.session_max_idle_seconds,
             max_sessions=settings.max_sessions, measure=session_measure(runtime))
 

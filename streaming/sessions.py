@@ -44,6 +44,7 @@ from streaming.quality import AdaptiveQuality
 from streaming.render_api import encode
 from streaming.view_schema import view_to_json
 from streaming.volumes import as_render_volume
+from volume_cache.device import DeviceVolumeCache
 from volume_cache.memory import VolumeMemoryCache
 
 log = logging.getLogger(__name__)
@@ -446,7 +447,9 @@ class Session:
                 used.append(True)
             elif cached is None:
                 cached = memory.get(path)
-            return as_render_volume(uid, cached)
+            if used:  # a coarse level stays on the host: it is small and soon replaced
+                return as_render_volume(uid, cached)
+            return as_render_volume(uid, cached, device=self.manager.device, key=path)
 
         return volume
 
@@ -499,10 +502,12 @@ class Session:
 class SessionManager:
     """All sessions of the process, the render worker pool, and the idle reaper."""
 
-    def __init__(self, memory: VolumeMemoryCache, *, workers: int, idle_s: float,
+    def __init__(self, memory: VolumeMemoryCache, *, device: DeviceVolumeCache | None = None,
+                 workers: int, idle_s: float,
                  max_idle_s: float, max_sessions: int,
                  measure: Callable[[ViewState, Any], dict[str, Any]]) -> None:
         self.memory = memory
+        self.device = device
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxcast-render")
         self.idle_s, self.max_idle_s, self.max_sessions = idle_s, max_idle_s, max_sessions
         self.sessions: dict[str, Session] = {}

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     session_idle_seconds: float = Field(default=60.0, gt=0)
     session_max_idle_seconds: float = Field(default=3600.0, gt=0)
     max_sessions: int = Field(default=64, ge=1)
+    # Render on an NVIDIA GPU when cupy sees one ("auto") or never ("off"), keeping device
+    # copies of the volumes within this budget (bytes).
+    gpu: str = Field(default="auto", pattern="^(auto|off)$")
+    gpu_cache_bytes: int = Field(default=16 * 1024**3, ge=0)
     # Largest STOW-RS request body accepted (bytes).
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
 

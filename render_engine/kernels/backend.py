@@ -6,6 +6,7 @@ The only place that imports cupy, lazily: machines without a GPU (CI) never impo
 from __future__ import annotations
 
 import functools
+import os
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,9 @@ from typing import Any
 @functools.cache
 def cupy_or_none() -> ModuleType | None:
     """The cupy module when it imports and sees a GPU, else None."""
+    # Each thread that renders (a server's render workers) gets its own default CUDA stream,
+    # so concurrent renders overlap on the device instead of queueing on stream 0.
+    os.environ.setdefault("CUPY_CUDA_PER_THREAD_DEFAULT_STREAM", "1")
     try:
         import cupy  # the one import of cupy in VoxCast
     except Exception:
