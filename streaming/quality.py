@@ -18,7 +18,7 @@ LEVELS: tuple[tuple[float, int], ...] = (
 INTERACTIVE_FPS = 30.0
 _ALPHA = 0.35  # weight of the newest frame in the moving average
 _SLOWER = 1.2  # step coarser when the average exceeds the budget by this factor
-_FASTER = 0.4  # step finer when the average stays under this fraction of the budget
+_FASTER = 0.75  # step finer when the next finer level is predicted to fit this fraction
 _SETTLE_FRAMES = 3  # frames to observe after a step before the next one
 
 
@@ -52,15 +52,18 @@ class AdaptiveQuality:
             return
         if self.average_ms > _SLOWER * self.budget_ms and self.level < len(LEVELS) - 1:
             self._step(+1)
-        elif self.average_ms < _FASTER * self.budget_ms and self.level > 0 \
-                and self._since_step >= 2 * _SETTLE_FRAMES:
+        elif self.level > 0 and self._since_step >= 2 * _SETTLE_FRAMES \
+                and self.predicted_ms(self.level - 1) < _FASTER * self.budget_ms:
             self._step(-1)
 
+    def predicted_ms(self, level: int) -> float:
+        """The expected cost of a frame at ``level``: cost scales with the pixel count."""
+        assert self.average_ms is not None
+        return self.average_ms * (LEVELS[self.level][0] / LEVELS[level][0]) ** 2
+
     def _step(self, direction: int) -> None:
-        old = LEVELS[self.level][0]
-        self.level += direction
-        new = LEVELS[self.level][0]
         # Expect the cost to scale with the pixel count; the next frames correct the guess.
         if self.average_ms is not None:
-            self.average_ms *= (old / new) ** 2
+            self.average_ms = self.predicted_ms(self.level + direction)
+        self.level += direction
         self._since_step = 0

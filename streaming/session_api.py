@@ -10,6 +10,7 @@ loading its volumes, so the first frame is on its way before the client connects
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from ingest import queries
 from render_engine.view import ViewState, Window
-from streaming.app import RUNTIME, ApiError, run_blocking
+from streaming.app import EXECUTOR, RUNTIME, ApiError, run_blocking
 from streaming.layouts import DEFAULT_VIEWPORT_PX, LAYOUTS, SeriesInfo, initial_views
 from streaming.measure_api import MAX_SHAPES, _measure
 from streaming.protocol import (
@@ -68,6 +69,8 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
     study = queries.get_study(runtime.catalog, study_uid)
     infos, paths, geometries = [], {}, {}
     for s in study["series"]:
+        if s["volume_state"] != "ready":
+            continue
         record = queries.get_series(runtime.catalog, s["series_uid"])
         if not record["volume_path"]:
             continue
@@ -94,9 +97,12 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
 
 
 def _coarse_levels(runtime: Runtime, paths: list[str]) -> None:
+    """Read the coarse levels, then start loading the full volumes (in the background)."""
     for path in paths:
         if runtime.memory.peek(path) is None:
             runtime.memory.coarse(path)
+    for path in paths:
+        runtime.memory.prefetch(path)
 
 
 def _size(body: dict[str, Any]) -> tuple[int, int]:
@@ -139,9 +145,9 @@ async def create_session(request: web.Request) -> web.Response:
     # first frames need not wait for the full volumes, which then load in the background.
     shown = list(dict.fromkeys(u for v in views for u in (v.series_uid,
                                                           *(x.series_uid for x in v.layers))))
-    await run_blocking(request, _coarse_levels, runtime, [paths[u] for u in shown])
-    for uid in shown:
-        runtime.memory.prefetch(paths[uid])
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(request.app[EXECUTOR], _coarse_levels, runtime,
+                         [paths[u] for u in shown])
     session = Session(manager, study_uid=study_uid, layout=layout, views=views, paths=paths,
                       geometries=geometries, frames_of_reference={
                           x.series_uid: x.frame_of_reference_uid for x in infos})

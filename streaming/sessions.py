@@ -99,6 +99,7 @@ class Viewport:
     input_seq: int = 0
     frame_seq: int = 0
     last_change: float = field(default_factory=time.monotonic)
+    last_lossy_at: float = 0.0  # when the last interactive frame was delivered
     window: Window | None = None  # the window of the last frame (for window drags)
     good_state: ViewState | None = None  # the last state that rendered
     drawn: tuple[int, bool] = (0, False)  # (version, coarse) of the last lossy frame
@@ -327,7 +328,9 @@ class Session:
             return
         drawn_version, drawn_coarse = vp.drawn
         wants_lossy = any(s.wants_lossy for s in self.sinks)
-        quiet = time.monotonic() - vp.last_change
+        # Quiet since the last input *and* since its interactive frame went out: a client that
+        # pages as fast as frames come must not get a settle render between two pages.
+        quiet = time.monotonic() - max(vp.last_change, vp.last_lossy_at)
         loaded = self._loaded(vp)
         needs_settle = vp.settled != vp.version and not vp.cine_fps
         if wants_lossy and vp.version != drawn_version:
@@ -389,8 +392,9 @@ class Session:
                          height=height, render_ms=render_ms, state=state,
                          encoding="png" if lossless else "jpeg", payload=payload,
                          encode_ms=encode_ms)
-        if lossless:
+        if lossless:  # the settled frame also supersedes a coarse interactive one
             vp.settled = version
+            vp.drawn = (version, False)
         else:
             vp.drawn = (version, coarse)
             vp.exact = (version, pixels, render_ms) if is_exact else None
@@ -402,6 +406,7 @@ class Session:
         await asyncio.gather(*(self._deliver(s, sent) for s in sinks))
         if not lossless:  # the frame's own cost: rendering, encoding and sending, not queueing
             vp.quality.record(render_ms + encode_ms + (time.perf_counter() - sent_at) * 1e3)
+            vp.last_lossy_at = time.monotonic()
 
     async def _deliver(self, sink: FrameSink, frame: SentFrame) -> None:
         try:

@@ -25,16 +25,15 @@ are sent consecutively, so a client concatenates the payloads of chunk 0..count-
 per viewport only) while the channel's buffer holds more than :data:`MAX_BUFFERED_BYTES`.
 
 Encoder quality lives in one place, :class:`VideoQuality` (:data:`QUALITY`): aiortc's own
-encoders start at 0.5 (VP8) / 1 Mbps (H.264), cap at 1.5 / 3 Mbps and encode H.264 at level
-3.1, which cannot hold a 1024x1024 frame. :class:`RenderVp8Encoder` and
-:class:`RenderH264Encoder` subclass them with our rates, level and quantiser range, and each
-sender gets one of them for its negotiated codec. The receiver's bandwidth estimate (REMB)
-still moves the rate, within ``[min_bps, max_bps]``.
+encoders run at 0.5-1.5 Mbps (VP8) / 1-3 Mbps (H.264) and H.264 level 3.1 (too small for
+1024x1024); :class:`RenderVp8Encoder` and :class:`RenderH264Encoder` subclass them with our
+rates, level and quantisers, one per sender for its negotiated codec. The receiver's estimate
+(REMB) still moves the rate, within ``[min_bps, max_bps]``.
 
-No STUN or TURN server is contacted (``RTCConfiguration(iceServers=[])``): the server offers
-its host candidates. Connections close when the client goes away (connection state
-``failed``/``closed`` or the data channel closing), when the session ends (:meth:`RenderPeer.close`,
-or a ``closing`` event), and on app shutdown (:func:`close_all`).
+No STUN or TURN server is contacted (``iceServers=[]``): the server offers its host
+candidates. A connection closes when the client goes away (connection ``failed``/``closed``,
+or the data channel closes), when the session ends (it calls :meth:`RenderPeer.close`), and on
+app shutdown (:func:`close_all`).
 """
 
 from __future__ import annotations
@@ -61,15 +60,10 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc import exceptions as rtc_errors
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder, number_of_threads
-from aiortc.exceptions import (
-    InternalError,
-    InvalidAccessError,
-    InvalidStateError,
-    OperationError,
-)
 from aiortc.mediastreams import MediaStreamError
 
 from streaming.app import ApiError
@@ -91,23 +85,25 @@ MAX_FPS = 30.0          # never hand the encoder frames faster than this
 MAX_CHUNK_BYTES = 64 * 1024
 MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 MAX_PENDING_EVENTS = 256  # events kept until the data channel opens
+DRAIN_S = 1.0           # how long a closing peer waits for queued messages to leave
 CONTROL_LABEL = "control"
 # What aiortc raises for broken SDP (its parser asserts, too).
 _BAD_SDP = (ValueError, KeyError, IndexError, TypeError, AttributeError, AssertionError,
-            InternalError, InvalidAccessError, InvalidStateError, OperationError)
+            rtc_errors.InternalError, rtc_errors.InvalidAccessError,
+            rtc_errors.InvalidStateError, rtc_errors.OperationError)
 _MAX_MESSAGE_RE = re.compile(r"^a=max-message-size:(\d+)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VideoQuality:
-    """Encoder settings of every WebRTC video track (bits per second; x264 level as in
-    ``-level``; quantisers in libvpx/x264 units, lower is better)."""
+    """Settings of every WebRTC video encoder (bit/s; x264 ``-level``; lower quantiser: finer)."""
 
     start_bps: int = 6_000_000
-    min_bps: int = 2_000_000
+    min_bps: int = 2_000_000  # floor under REMB: aiortc's receiver estimates ~1 Mbps on a LAN
     max_bps: int = 8_000_000
     h264_profile: str = "Baseline"   # constrained baseline: what every browser decodes
     h264_level: str = "41"           # 4.1: up to 8192 macroblocks, e.g. 2048x1024
+    h264_preset: str = "veryfast"    # x264 speed: interactive frames must not queue
     vp8_qmin: int = 2
     vp8_qmax: int = 48
 
@@ -146,7 +142,7 @@ class RenderVp8Encoder(Vp8Encoder):
     def target_bitrate(self, bitrate: int) -> None:
         self._target_bps = self.quality.clamp(bitrate)
 
-    def encode(self, frame: av.Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, av.VideoFrame)
         if _needs_new_codec(self.codec, frame, self._target_bps):
             codec = av.CodecContext.create("libvpx", "w")
@@ -194,7 +190,8 @@ class RenderH264Encoder(H264Encoder):
             codec.pix_fmt = "yuv420p"
             codec.framerate = fractions.Fraction(int(MAX_FPS), 1)
             codec.time_base = fractions.Fraction(1, int(MAX_FPS))
-            codec.options = {"level": self.quality.h264_level, "tune": "zerolatency"}
+            codec.options = {"level": self.quality.h264_level, "tune": "zerolatency",
+                             "preset": self.quality.h264_preset}
             codec.profile = self.quality.h264_profile
             self.codec = codec
         return super()._encode_frame(frame, force_keyframe)
@@ -215,12 +212,9 @@ def install_encoder(sender: RTCRtpSender, mime_type: str,
     """Give ``sender`` our encoder before its first frame. aiortc creates an encoder lazily
     when none is set (``RTCRtpSender._next_encoded_frame``), so presetting the slot is the one
     way in short of replacing its module function for the whole process."""
-    slot = "_RTCRtpSender__encoder"
-    if not hasattr(sender, slot):  # pragma: no cover - guards an aiortc upgrade
-        raise RuntimeError("aiortc's RTCRtpSender no longer has an encoder slot; "
-                           "update streaming.webrtc.install_encoder")
-    encoder = encoder_for(mime_type, quality)
-    setattr(sender, slot, encoder)
+    if not hasattr(sender, slot := "_RTCRtpSender__encoder"):  # guards an aiortc upgrade
+        raise RuntimeError("aiortc's RTCRtpSender has no encoder slot: update install_encoder")
+    setattr(sender, slot, encoder := encoder_for(mime_type, quality))
     return encoder
 
 
@@ -354,6 +348,7 @@ class RenderPeer:
         self._events: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
         self._lossless: dict[str, SentFrame] = {}  # viewport -> newest one not yet sent
         self._errors = 0  # bad control messages in a row
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._lossless_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_closed = on_closed
@@ -411,8 +406,6 @@ class RenderPeer:
             return
         self._events.append(json.dumps(event, separators=(",", ":")))
         self._flush_events()
-        if event.get("type") == "closing":  # the session ended
-            self._spawn(self.close())
 
     # -- data channel -----------------------------------------------------------------------
 
@@ -433,20 +426,20 @@ class RenderPeer:
             self._flush_events()
             self._flush_lossless()
 
-        @channel.on("message")
-        def _message(raw: str | bytes) -> None:
-            self._spawn(self._handle(raw))
-
-        @channel.on("bufferedamountlow")
-        def _low() -> None:
-            self._flush_lossless()
+        channel.on("message", self._inbox.put_nowait)  # handled in order, one at a time
+        channel.on("bufferedamountlow", self._flush_lossless)
+        self._spawn(self._serve())
 
         @channel.on("close")
         def _close() -> None:
-            self._spawn(self.close())
+            self._spawn(self.close("data channel closed"))
 
         if channel.readyState == "open":
             _open()
+
+    async def _serve(self) -> None:
+        while True:
+            await self._handle(await self._inbox.get())
 
     async def _handle(self, raw: str | bytes) -> None:
         """One control message, exactly as the WebSocket takes it: errors come back as
@@ -462,7 +455,7 @@ class RenderPeer:
             await self.send_event({"type": "error", "code": exc.code, "seq": exc.seq,
                                    "message": str(exc)})
             if self._errors >= MAX_CONSECUTIVE_ERRORS:
-                await self.close()
+                await self.close("too many bad messages in a row")
 
     def _flush_events(self) -> None:
         while self._events and self._channel_open():
@@ -501,17 +494,33 @@ class RenderPeer:
         if not task.cancelled() and task.exception() is not None:
             log.error("webrtc task failed", exc_info=task.exception())
 
+    async def _drain(self) -> None:
+        channel = self.channel
+        if channel is None or channel.readyState != "open" or not channel.bufferedAmount:
+            return
+        drained = asyncio.Event()
+        channel.bufferedAmountLowThreshold = 0
+        channel.on("bufferedamountlow", drained.set)
+        try:
+            await asyncio.wait_for(drained.wait(), DRAIN_S)
+        except TimeoutError:
+            pass
+
     async def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
-            await self.close()
+            await self.close(f"connection {self.pc.connectionState}")
 
-    async def close(self) -> None:
-        """Detach from the session, stop the tracks and close the connection (idempotent)."""
+    async def close(self, reason: str = "closed") -> None:
+        """Detach from the session, stop the tracks and close the connection (idempotent).
+        The session calls this when it ends, after its ``closing`` event, which gets up to
+        :data:`DRAIN_S` to leave the data channel first."""
         if self._closed:
             return
         self._closed = True
+        log.debug("closing WebRTC peer of session %s: %s", self.session.id, reason)
         if self._attached:
             self.session.detach(self)
+        await self._drain()
         for track in self.tracks.values():
             track.stop()
         current = asyncio.current_task()
@@ -528,9 +537,6 @@ class PeerRegistry:
 
     def __init__(self) -> None:
         self.peers: set[RenderPeer] = set()
-
-    def for_session(self, session_id: str) -> list[RenderPeer]:
-        return [p for p in self.peers if p.session.id == session_id]
 
 
 PEERS: web.AppKey[PeerRegistry] = web.AppKey("webrtc_peers", PeerRegistry)
@@ -583,7 +589,8 @@ async def offer_handler(request: web.Request) -> web.Response:
 async def close_all(app: web.Application) -> None:
     """Close every WebRTC connection of ``app`` (on shutdown)."""
     peers = list(app[PEERS].peers)
-    await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+    await asyncio.gather(*(p.close("server shutting down") for p in peers),
+                         return_exceptions=True)
 
 
 def add_routes(app: web.Application) -> None:
