@@ -78,6 +78,18 @@ def get_study(catalog: Catalog, study_uid: str) -> dict[str, Any]:
         return out
 
 
+def volume_paths(catalog: Catalog, study_uid: str) -> dict[str, str]:
+    """Series UID → published volume path of every series of the study that has a volume
+    (one query; raises :class:`NotFoundError` for an unknown study)."""
+    with catalog.session() as session:
+        study = session.scalars(select(Study).where(Study.study_instance_uid == study_uid)).first()
+        if study is None:
+            raise NotFoundError("study", study_uid)
+        rows = session.execute(select(Series.series_instance_uid, Series.volume_path)
+                               .where(Series.study_pk == study.id)).all()
+        return {uid: path for uid, path in rows if path}
+
+
 def get_series(catalog: Catalog, series_uid: str) -> dict[str, Any]:
     """One series' catalog record, with ``volume_path``. Raises :class:`NotFoundError`."""
     with catalog.session() as session:

@@ -67,14 +67,12 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
     """The study's series that have volumes: their layout facts, volume paths and level-0
     geometries (read from the volume's attributes, no voxels)."""
     study = queries.get_study(runtime.catalog, study_uid)
+    published = queries.volume_paths(runtime.catalog, study_uid)
     infos, paths, geometries = [], {}, {}
     for s in study["series"]:
-        if s["volume_state"] != "ready":
+        if s["series_uid"] not in published:
             continue
-        record = queries.get_series(runtime.catalog, s["series_uid"])
-        if not record["volume_path"]:
-            continue
-        handle = runtime.volumes.open(record["volume_path"])
+        handle = runtime.volumes.open(published[s["series_uid"]])
         meta = handle.metadata
         presets = meta.get("window_presets") or []
         window = None
@@ -91,18 +89,17 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
             instance_count=int(s["instance_count"]), shape=tuple(geometry.shape),
             frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""),
             default_window=None if is_suv else window, is_suv=is_suv))
-        paths[uid] = record["volume_path"]
+        paths[uid] = published[uid]
         geometries[uid] = geometry
     return infos, paths, geometries
 
 
 def _coarse_levels(runtime: Runtime, paths: list[str]) -> None:
-    """Read the coarse levels, then start loading the full volumes (in the background)."""
+    """Read the coarse levels; the full volumes load once the first frames are out (reading
+    both at once would slow the first frame down)."""
     for path in paths:
         if runtime.memory.peek(path) is None:
             runtime.memory.coarse(path)
-    for path in paths:
-        runtime.memory.prefetch(path)
 
 
 def _size(body: dict[str, Any]) -> tuple[int, int]:

@@ -331,7 +331,7 @@ class Session:
         # Quiet since the last input *and* since its interactive frame went out: a client that
         # pages as fast as frames come must not get a settle render between two pages.
         quiet = time.monotonic() - max(vp.last_change, vp.last_lossy_at)
-        loaded = self._loaded(vp)
+        loaded = self._loaded(vp, fetch=vp.frame_seq > 0)
         needs_settle = vp.settled != vp.version and not vp.cine_fps
         if wants_lossy and vp.version != drawn_version:
             await self._render(vp, lossless=False)
@@ -353,13 +353,14 @@ class Session:
         except TimeoutError:
             pass
 
-    def _loaded(self, vp: Viewport) -> bool:
-        """Whether every volume the viewport shows is in RAM (loading those that are not)."""
+    def _loaded(self, vp: Viewport, *, fetch: bool = True) -> bool:
+        """Whether every volume the viewport shows is in RAM (``fetch``: start loading those
+        that are not)."""
         memory = self.manager.memory
         missing = [self.paths[u] for u in {vp.state.series_uid,
                                             *(x.series_uid for x in vp.state.layers)}
                    if memory.peek(self.paths[u]) is None]
-        for path in missing:
+        for path in missing if fetch else ():
             memory.prefetch(path)
         return not missing
 
@@ -407,6 +408,8 @@ class Session:
         if not lossless:  # the frame's own cost: rendering, encoding and sending, not queueing
             vp.quality.record(render_ms + encode_ms + (time.perf_counter() - sent_at) * 1e3)
             vp.last_lossy_at = time.monotonic()
+            if coarse:  # the first frames are out: now load the full volumes
+                self._loaded(vp)
 
     async def _deliver(self, sink: FrameSink, frame: SentFrame) -> None:
         try:
@@ -448,7 +451,6 @@ class Session:
             cached = memory.peek(path)
             if cached is None and allow_coarse:
                 cached = memory.coarse(path)
-                memory.prefetch(path)
                 used.append(True)
             elif cached is None:
                 cached = memory.get(path)

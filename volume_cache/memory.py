@@ -88,6 +88,15 @@ class VolumeMemoryCache:
             hit = self._coarse.get(relpath)
             if hit is not None:
                 return hit
+            reading = self._loading.setdefault(f"coarse:{relpath}", threading.Lock())
+        with reading:  # one reader; others wait for its result
+            with self._lock:
+                hit = self._coarse.get(relpath)
+                if hit is not None:
+                    return hit
+            return self._read_coarse(relpath)
+
+    def _read_coarse(self, relpath: str) -> CachedVolume:
         handle = self.store.open(relpath)
         level = len(handle.levels) - 1
         for index in range(1, len(handle.levels)):
@@ -98,6 +107,7 @@ class VolumeMemoryCache:
                              geometry=handle.geometry(level), metadata=handle.metadata)
         with self._lock:
             self._coarse[relpath] = entry
+            self._loading.pop(f"coarse:{relpath}", None)
             while len(self._coarse) > COARSE_ENTRIES:
                 self._coarse.popitem(last=False)
         return entry
