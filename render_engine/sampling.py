@@ -106,7 +106,7 @@ def grid_copy(volume: npt.NDArray[np.generic], origin: npt.NDArray[np.float64],
     for (axis, sign), (lo, hi) in ((cols, (c0, c1)), (rows, (r0, r1))):
         a, b = int(start[axis]) + sign * lo, int(start[axis]) + sign * (hi - 1)
         index[axis] = slice(a, b + 1) if sign > 0 else slice(a, (b - 1) if b > 0 else None, -1)
-    block = volume[tuple(index)]  # axes in index order; the rows' axis first if it comes first
+    block = volume[tuple(index)]  # type: ignore[arg-type]  # axes in index order; the rows' axis first if it comes first
     if rows[0] > cols[0]:
         block = block.T
     out[r0:r1, c0:c1] = block

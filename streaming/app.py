@@ -84,7 +84,7 @@ def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     from streaming import api, dicomweb, measure_api, render_api, session_api, volumetric, webrtc
 
     signer = TokenSigner.for_data_dir(runtime.data_dir)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(signer)],
+    app = web.Application(middlewares=[error_middleware, auth_middleware(signer)],  # type: ignore[list-item]
                           client_max_size=runtime.settings.max_upload_bytes)
     app[SIGNER] = signer
     app[RUNTIME] = runtime

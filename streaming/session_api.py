@@ -86,7 +86,7 @@ def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
         infos.append(SeriesInfo(
             series_uid=uid, modality=str(meta.get("modality") or s["modality"] or ""),
             description=str(s.get("series_description") or ""),
-            instance_count=int(s["instance_count"]), shape=tuple(geometry.shape),
+            instance_count=int(s["instance_count"]), shape=geometry.shape,
             frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""),
             default_window=None if is_suv else window, is_suv=is_suv))
         paths[uid] = published[uid]

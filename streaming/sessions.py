@@ -33,7 +33,7 @@ from aiohttp import web
 from render_engine.errors import RenderError
 from render_engine.geometry import VolumeGeometry
 from render_engine.kernels.backend import cpu_threads_for_this_thread
-from render_engine.pipeline import Frame, RenderVolume, surface_for
+from render_engine.pipeline import Frame, RenderVolume, VolumeSource, surface_for
 from render_engine.pipeline import render as render_view
 from render_engine.planes import Plane
 from render_engine.view import ViewState, Window, explicit
@@ -441,22 +441,21 @@ class Session:
         return (pixels, frame, coarse, is_exact, payload, render_ms,
                 (time.perf_counter() - t) * 1e3)
 
-    def _source(self, *, allow_coarse: bool, used: list[bool]) -> Callable[[str], RenderVolume]:
+    def _source(self, *, allow_coarse: bool, used: list[bool]) -> VolumeSource:
         memory = self.manager.memory
 
-        def volume(uid: str) -> RenderVolume:
-            path = self.paths.get(uid)
+        def volume(series_uid: str) -> RenderVolume:
+            path = self.paths.get(series_uid)
             if path is None:
-                raise ApiError(400, f"series {uid} is not part of this session's study")
+                raise ApiError(400, f"series {series_uid} is not part of this session's study")
             cached = memory.peek(path)
             if cached is None and allow_coarse:
-                cached = memory.coarse(path)
+                # A coarse level stays on the host: it is small and soon replaced.
                 used.append(True)
-            elif cached is None:
+                return as_render_volume(series_uid, memory.coarse(path))
+            if cached is None:
                 cached = memory.get(path)
-            if used:  # a coarse level stays on the host: it is small and soon replaced
-                return as_render_volume(uid, cached)
-            return as_render_volume(uid, cached, device=self.manager.device, key=path)
+            return as_render_volume(series_uid, cached, device=self.manager.device, key=path)
 
         return volume
 

@@ -53,4 +53,4 @@ def cpu_threads_for_this_thread(share: int) -> None:
     render its share instead of oversubscribing the cores."""
     import numba
 
-    numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS // max(1, share)))
+    numba.set_num_threads(max(1, int(numba.config.NUMBA_NUM_THREADS) // max(1, share)))  # type: ignore[attr-defined]
