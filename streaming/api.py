@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ingest import queries
 from streaming.app import RUNTIME, ApiError, run_blocking
+from streaming.volumes import published_volume_path
 
 
 def _int_param(request: web.Request, name: str, default: int, *, lo: int = 0,
@@ -46,16 +47,7 @@ async def get_study(request: web.Request) -> web.Response:
 
 def _volume_info(runtime: Any, series_uid: str) -> dict[str, Any]:
     series = queries.get_series(runtime.catalog, series_uid)
-    if not series["volume_path"]:
-        state = series["volume_state"]
-        if state == "not_volumetric":
-            raise ApiError(404, f"series {series_uid} ({series['modality']}) is not an image "
-                                "stack and has no volume")
-        if state == "failed":
-            raise ApiError(422, f"volume of series {series_uid} could not be built: "
-                                f"{series['volume_error']}")
-        raise ApiError(409, f"volume of series {series_uid} is not built yet (state {state})")
-    handle = runtime.volumes.open(series["volume_path"])  # VolumeNotFoundError → 404
+    handle = runtime.volumes.open(published_volume_path(series))  # VolumeNotFoundError → 404
     meta = handle.metadata
     level0 = handle.levels[0]
     return {

@@ -13,17 +13,30 @@ from volume_cache.device import DeviceVolumeCache
 from volume_cache.memory import CachedVolume
 
 
+def published_volume_path(series: dict[str, Any]) -> str:
+    """The volume path of a series record (``queries.get_series``), or the :class:`ApiError`
+    that says why it has none: 404 not an image stack, 422 the build failed, 409 not built
+    yet."""
+    if series["volume_path"]:
+        return str(series["volume_path"])
+    uid, state = series["series_uid"], series["volume_state"]
+    if state == "not_volumetric":
+        raise ApiError(404, f"series {uid} ({series['modality']}) is not volumetric: not an "
+                            "image stack, it has no volume")
+    if state == "failed":
+        raise ApiError(422, f"the volume of series {uid} could not be built: "
+                            f"{series.get('volume_error')}")
+    raise ApiError(409, f"the volume of series {uid} is not built yet (state {state})")
+
+
 def render_volume(runtime: Runtime, series_uid: str) -> RenderVolume:
     """The published volume of ``series_uid``, from the RAM cache (loaded on a miss).
 
-    Raises ``NotFoundError`` (404) for an unknown series and :class:`ApiError` 409 while its
-    volume is not built. PET with a body-weight SUV factor is scaled to SUVbw.
+    Raises ``NotFoundError`` (404) for an unknown series and :class:`ApiError` (see
+    :func:`published_volume_path`) for one without a volume. PET with a body-weight SUV factor
+    is scaled to SUVbw.
     """
-    series = queries.get_series(runtime.catalog, series_uid)
-    if not series["volume_path"]:
-        raise ApiError(409, f"volume of series {series_uid} is not available "
-                            f"(state {series['volume_state']})")
-    path = series["volume_path"]
+    path = published_volume_path(queries.get_series(runtime.catalog, series_uid))
     return as_render_volume(series_uid, runtime.memory.get(path), device=runtime.device,
                             key=path)
 

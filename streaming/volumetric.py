@@ -66,7 +66,7 @@ from streaming.app import RUNTIME, ApiError, run_blocking
 from streaming.dicomweb.common import MediaRange, MultipartWriter, accepted, parse_media_type
 from streaming.render_api import encode, render_frame
 from streaming.runtime import Runtime
-from streaming.volumes import render_volume
+from streaming.volumes import published_volume_path, render_volume
 from streaming.volumetric_params import (
     ANATOMIC,
     DEFAULT_CURVE_FRAMES,
@@ -128,14 +128,7 @@ def volume_geometry(runtime: Runtime, study: str, series: str) -> VolumeGeometry
     info = queries.get_series(runtime.catalog, series)  # NotFoundError → 404
     if info["study_uid"] != study:
         raise ApiError(404, f"series {series} is not in study {study}")
-    if not info["volume_path"]:
-        state = info["volume_state"]
-        if state == "not_volumetric":
-            raise ApiError(404, f"series {series} ({info['modality']}) is not volumetric: it is "
-                                "not a stack of images and has no volume to render")
-        if state == "failed":
-            raise ApiError(422, f"the volume of series {series} could not be built")
-        raise ApiError(409, f"the volume of series {series} is not built yet (state {state})")
+    published_volume_path(info)
     return render_volume(runtime, series).geometry
 
 

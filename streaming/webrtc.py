@@ -125,12 +125,11 @@ def _needs_new_codec(codec: Any, frame: av.VideoFrame, target_bps: int) -> bool:
         or abs(target_bps - codec.bit_rate) / codec.bit_rate > 0.1
 
 
-class RenderVp8Encoder(Vp8Encoder):
-    """aiortc's VP8 encoder with :class:`VideoQuality` rates: the codec is opened here with
-    our settings, so the base class finds it current and only encodes and packetizes."""
+class _OurRates:
+    """The target bitrate of :class:`VideoQuality`, clamped to its range whatever the
+    receiver's estimate asks (mixed into aiortc's encoders)."""
 
-    def __init__(self, quality: VideoQuality = QUALITY) -> None:
-        super().__init__()
+    def _init_rates(self, quality: VideoQuality) -> None:
         self.quality = quality
         self._target_bps = quality.start_bps
 
@@ -141,6 +140,15 @@ class RenderVp8Encoder(Vp8Encoder):
     @target_bitrate.setter
     def target_bitrate(self, bitrate: int) -> None:
         self._target_bps = self.quality.clamp(bitrate)
+
+
+class RenderVp8Encoder(_OurRates, Vp8Encoder):
+    """aiortc's VP8 encoder with :class:`VideoQuality` rates: the codec is opened here with
+    our settings, so the base class finds it current and only encodes and packetizes."""
+
+    def __init__(self, quality: VideoQuality = QUALITY) -> None:
+        super().__init__()
+        self._init_rates(quality)
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, av.VideoFrame)
@@ -165,21 +173,12 @@ class RenderVp8Encoder(Vp8Encoder):
         return super().encode(frame, force_keyframe)
 
 
-class RenderH264Encoder(H264Encoder):
+class RenderH264Encoder(_OurRates, H264Encoder):
     """aiortc's H.264 encoder with :class:`VideoQuality` rates, profile and level."""
 
     def __init__(self, quality: VideoQuality = QUALITY) -> None:
         super().__init__()
-        self.quality = quality
-        self._target_bps = quality.start_bps
-
-    @property
-    def target_bitrate(self) -> int:
-        return self._target_bps
-
-    @target_bitrate.setter
-    def target_bitrate(self, bitrate: int) -> None:
-        self._target_bps = self.quality.clamp(bitrate)
+        self._init_rates(quality)
 
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Any:
         if _needs_new_codec(self.codec, frame, self._target_bps):

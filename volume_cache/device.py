@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from volume_cache.memory import evict_over_budget
+
 
 @dataclass(slots=True)
 class DeviceVolume:
@@ -55,10 +57,7 @@ class DeviceVolumeCache:
             with self._lock:
                 self._entries[key] = entry
                 self._uploading.pop(key, None)
-                total = sum(e.nbytes for e in self._entries.values())
-                while total > self.budget_bytes and len(self._entries) > 1:
-                    _, evicted = self._entries.popitem(last=False)
-                    total -= evicted.nbytes
+                evict_over_budget(self._entries, self.budget_bytes)
             return entry
 
     @property

@@ -130,13 +130,19 @@ class VolumeMemoryCache:
             with self._lock:
                 self._entries[relpath] = entry
                 self._loading.pop(relpath, None)
-                total = sum(e.nbytes for e in self._entries.values())
-                while total > self.budget_bytes and len(self._entries) > 1:
-                    _, evicted = self._entries.popitem(last=False)
-                    total -= evicted.nbytes
+                evict_over_budget(self._entries, self.budget_bytes)
             return entry
 
     @property
     def size_bytes(self) -> int:
         with self._lock:
             return sum(e.nbytes for e in self._entries.values())
+
+
+def evict_over_budget(entries: OrderedDict[str, Any], budget_bytes: int) -> None:
+    """Drop the least recently used of ``entries`` (each with ``nbytes``) until they fit the
+    budget, always keeping the newest one."""
+    total = sum(e.nbytes for e in entries.values())
+    while total > budget_bytes and len(entries) > 1:
+        _, evicted = entries.popitem(last=False)
+        total -= evicted.nbytes
