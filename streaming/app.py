@@ -81,7 +81,16 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     """Build the HTTP application over an already-built :class:`Runtime`."""
-    from streaming import api, dicomweb, measure_api, render_api, session_api, volumetric, webrtc
+    from streaming import (
+        api,
+        dicomweb,
+        measure_api,
+        render_api,
+        session_api,
+        static,
+        volumetric,
+        webrtc,
+    )
 
     signer = TokenSigner.for_data_dir(runtime.data_dir)
     app = web.Application(middlewares=[error_middleware, auth_middleware(signer)],  # type: ignore[list-item]
@@ -97,6 +106,7 @@ def create_app(runtime: Runtime, *, workers: int = 4) -> web.Application:
     volumetric.add_routes(app)
     session_api.add_routes(app)
     webrtc.add_routes(app)
+    static.add_routes(app)
 
     async def _shutdown(app: web.Application) -> None:
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
