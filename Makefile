@@ -29,8 +29,10 @@ install-test: $(VENV)/.installed-test
 # dcmtk is a real third-party DICOM peer for the tests (storescu, echoscu, storescp); Mesa's
 # EGL and software OpenGL let VTK (the 3D reference of the render benchmark) draw offscreen.
 # chromium is the real browser of tests/browser (WebRTC, WebSocket); iproute2 and util-linux
-# make the private network namespaces those WebRTC tests run in.
-SYSTEM_TEST_PACKAGES = dcmtk libegl-mesa0 libgl1-mesa-dri chromium iproute2 util-linux
+# make the private network namespaces those WebRTC tests run in; a Chinese font lets the
+# viewer's screenshots (Simplified Chinese by default) show its text.
+SYSTEM_TEST_PACKAGES = dcmtk libegl-mesa0 libgl1-mesa-dri chromium iproute2 util-linux \
+                       fonts-wqy-microhei
 system-test-deps:
 	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
