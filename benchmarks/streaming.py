@@ -69,7 +69,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 180.0) -> float:
+    def start(self, timeout_s: float = 400.0) -> float:
         """Seconds from spawn to warm kernels."""
         self.port, t0 = common.free_port(), time.perf_counter()
         env = dict(os.environ, VOXCAST_SERIES_QUIET_SECONDS="3600", PYTHONUNBUFFERED="1")

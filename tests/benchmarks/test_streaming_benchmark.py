@@ -26,8 +26,10 @@ def _positive(value: float) -> bool:
 
 def test_quick_streaming_benchmark_measures_every_figure(tmp_path: Path) -> None:
     data_path("petct-acrin042", "CT")
+    # On a fresh install the server first compiles its kernels (numba, one to two minutes on
+    # two cores) before the quick run's 30 s of measuring.
     run = subprocess.run([sys.executable, "-m", "benchmarks.streaming", "--quick", "--out",
-                          str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+                          str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=480)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert (tmp_path / "streaming.md").read_text().startswith("# VoxCast streaming benchmark")
     report = json.loads((tmp_path / "streaming.json").read_text())
