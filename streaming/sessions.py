@@ -40,7 +40,7 @@ from render_engine.view import ViewState, Window, explicit
 from streaming.app import ApiError
 from streaming.interaction import apply, page
 from streaming.protocol import ProtocolError, number
-from streaming.quality import AdaptiveQuality
+from streaming.quality import INTERACTIVE_FPS, AdaptiveQuality
 from streaming.render_api import encode
 from streaming.view_schema import view_to_json
 from streaming.volumes import as_render_volume
@@ -228,7 +228,7 @@ class Session:
             vp.cine_task = None
         if action == "stop":
             vp.cine_fps = 0.0
-            vp.quality.target_fps = vp.quality.target_fps or 30.0
+            vp.quality.target_fps = INTERACTIVE_FPS  # back to the interactive budget
             vp.wake.set()
             return
         if action != "start":

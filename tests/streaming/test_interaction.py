@@ -88,3 +88,14 @@ def test_adaptive_quality_steps_coarser_when_slow_and_back_when_fast() -> None:
         q.record(2.0)
     assert q.level < coarse_level and q.level == 0
     assert LEVELS[0][0] == 1.0
+
+
+def test_stopping_cine_restores_the_interactive_frame_budget() -> None:
+    from streaming.sessions import Session, Viewport
+
+    vp = Viewport(id="v0", state=ViewState(series_uid="s", orientation="axial"),
+                  initial=ViewState(series_uid="s", orientation="axial"))
+    vp.quality.target_fps = 10.0  # as a 10 fps cine sets it
+    Session._cine(None, vp, {"type": "cine", "seq": 1, "action": "stop"})  # type: ignore[arg-type]
+    assert vp.quality.target_fps == 30.0 and vp.cine_fps == 0.0
+
