@@ -85,6 +85,20 @@ class Plane:
         object.__setattr__(self, "pixel_spacing_mm", float(self.pixel_spacing_mm))
         object.__setattr__(self, "size_px", (w, h))
 
+    def _key(self) -> tuple[object, ...]:
+        return (tuple(self.center_lps.tolist()), tuple(self.row_dir.tolist()),
+                tuple(self.col_dir.tolist()), self.pixel_spacing_mm, self.size_px)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is (arrays compared exactly), so view states holding an
+        explicit plane compare and hash like any other."""
+        if not isinstance(other, Plane):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     # -- frames ------------------------------------------------------------------------------
 
     @property

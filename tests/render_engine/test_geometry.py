@@ -206,3 +206,17 @@ def test_plane_through_a_point_with_a_normal() -> None:
     oblique = plane_through([0, 0, 0], [1, 1, 0], pixel_spacing_mm=1, size_px=(10, 10))
     np.testing.assert_allclose(oblique.normal, np.array([1, 1, 0]) / np.sqrt(2), atol=1e-12)
     assert oblique.edge_labels()["top"] == "H"
+
+
+def test_planes_and_view_states_holding_them_compare_by_value() -> None:
+    from render_engine.view import ViewState
+
+    def plane(x: float = 0.0) -> Plane:
+        return Plane(center_lps=[x, 2.0, 3.0], row_dir=[1.0, 0.0, 0.0], col_dir=[0.0, 1.0, 0.0],
+                     pixel_spacing_mm=0.5, size_px=(64, 32))
+
+    assert plane() == plane() and hash(plane()) == hash(plane())
+    assert plane() != plane(0.001)
+    # a session compares the new state with the current one on every input
+    a, b = (ViewState(series_uid="1.2.3", plane=plane()) for _ in range(2))
+    assert a == b and a != ViewState(series_uid="1.2.3", plane=plane(1.0))
