@@ -105,3 +105,15 @@ def get_series(catalog: Catalog, series_uid: str) -> dict[str, Any]:
         out["volume_built_at"] = (series.volume_built_at.isoformat() + "Z"
                                   if series.volume_built_at else None)
         return out
+
+
+def study_patient(catalog: Catalog, study_uid: str) -> tuple[str, str]:
+    """(PatientID, IssuerOfPatientID) of a study's patient, the pair that identifies a patient
+    (PS3.3 C.7.1.1). Raises :class:`NotFoundError` for an unknown study."""
+    with catalog.session() as session:
+        row = session.execute(
+            select(Patient.patient_id, Patient.issuer_of_patient_id).join(Study)
+            .where(Study.study_instance_uid == study_uid)).first()
+        if row is None:
+            raise NotFoundError("study", study_uid)
+        return str(row[0] or ""), str(row[1] or "")

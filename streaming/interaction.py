@@ -52,6 +52,26 @@ def slice_step_mm(geometry: VolumeGeometry, normal: np.ndarray) -> float:
     return float(max(steps.max(), 1e-3))
 
 
+def slice_position(state: ViewState, geometry: VolumeGeometry) -> dict[str, Any] | None:
+    """Where a planar view is in its stack, for the ``state`` event: ``{"index", "count",
+    "position_mm", "spacing_mm"}``. ``position_mm`` is the plane centre along the plane normal
+    (``center_lps · normal``, patient LPS mm), ``spacing_mm`` the slice step along it
+    (:func:`slice_step_mm`), ``count`` the slices of that step across the volume's extent
+    ``[lo, hi]`` along the normal and ``index`` the nearest one (halves up), clamped (for the
+    acquisition plane: the volume's slice index, axis 0 of ``(z, y, x)``). ``None`` for a 3D
+    or CPR view. ``geometry`` is the full-resolution one."""
+    if state.render3d is not None or state.cpr is not None:
+        return None
+    normal, lo, hi = _slice_axis(state, geometry)
+    step = slice_step_mm(geometry, normal)
+    position = float(state.plane_for(geometry).center_lps @ normal)
+    count = int(round((hi - lo) / step)) + 1
+    # Nearest slice, halves up (a plane between two slices, e.g. the centre of an even stack,
+    # must not flip with rounding noise or banker's rounding as it pages).
+    index = min(max(math.floor((position - lo) / step + 0.5 + 1e-6), 0), count - 1)
+    return {"index": index, "count": count, "position_mm": position, "spacing_mm": step}
+
+
 def page(state: ViewState, geometry: VolumeGeometry, *, delta: float | None = None,
          index: float | None = None, position_mm: float | None = None,
          wrap: bool = False) -> ViewState:

@@ -32,6 +32,7 @@ class SeriesInfo:
     frame_of_reference_uid: str
     default_window: Window | None
     is_suv: bool
+    study_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,14 @@ def _plane_view(s: SeriesInfo, orientation: Orientation, size: tuple[int, int], 
         where["slice_index"] = float(s.shape[0] // 2)
     return ViewState(series_uid=s.series_uid, orientation=orientation, size_px=size,
                      **where, **display, **extra)
+
+
+def first_view(s: SeriesInfo, size: tuple[int, int],
+               orientation: Orientation | None = None) -> ViewState:
+    """The view a layout first shows of series ``s`` (the ``series`` message too): the
+    acquisition plane at the middle slice unless ``orientation`` is given, its own window
+    (CT) or SUV 0-5 (PET in SUVbw), fitted to a viewport of ``size`` (w, h) pixels."""
+    return _plane_view(s, orientation or Orientation.ACQUISITION, size)
 
 
 def _fusion(ct: SeriesInfo, pet: SeriesInfo, orientation: Orientation,
@@ -155,3 +164,32 @@ def initial_views(layout_name: str, series: list[SeriesInfo],
     while len(views) < n:
         views.append(_plane_view(main, extra[(len(views) - len(ordered)) % len(extra)], size))
     return views
+
+
+# The grid layouts that compare studies when a session has priors.
+COMPARISON_GRIDS = frozenset({"1x1", "1x2", "2x1", "2x2", "3x3"})
+_COMPARISON_ORIENTATIONS = (Orientation.ACQUISITION, Orientation.CORONAL, Orientation.SAGITTAL,
+                            Orientation.AXIAL)
+
+
+def study_views(layout_name: str, studies: list[list[SeriesInfo]],
+                size: tuple[int, int] = DEFAULT_VIEWPORT_PX) -> list[ViewState]:
+    """First views for a session over several studies of one patient (``studies``: each
+    study's volumetric series, the current study first, then the priors). A grid layout
+    (:data:`COMPARISON_GRIDS`) fills viewport ``i`` with the main series of study
+    ``i % k`` (``k`` studies) in the orientation ``[acquisition, coronal, sagittal,
+    axial][(i // k) % 4]``; every other layout, and a single study, as
+    :func:`initial_views` over the current study. Raises :class:`ApiError` (409 for a study
+    without a volume yet, 400 as :func:`initial_views`)."""
+    if len(studies) == 1 or layout_name not in COMPARISON_GRIDS:
+        return initial_views(layout_name, studies[0], size)
+    mains = []
+    for i, series in enumerate(studies):
+        main = _main(series)
+        if main is None:
+            which = "the study" if i == 0 else f"prior_study_uids[{i - 1}]"
+            raise ApiError(409, f"{which} has no series with a volume to show yet")
+        mains.append(main)
+    layout, k = LAYOUTS[layout_name], len(mains)
+    return [_plane_view(mains[i % k], _COMPARISON_ORIENTATIONS[(i // k) % 4], size)
+            for i in range(layout.columns * layout.rows)]

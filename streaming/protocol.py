@@ -29,6 +29,7 @@ MAX_CONSECUTIVE_ERRORS = 50
 MESSAGE_TYPES = frozenset({
     "page", "view", "reset", "window", "preset", "zoom", "pan", "rotate", "flip", "invert",
     "slab", "mode", "orbit", "crosshair", "cine", "size", "measure", "frames", "ping",
+    "series",
 })
 # Messages about the session as a whole: no viewport needed.
 SESSION_MESSAGES = frozenset({"frames", "ping", "crosshair"})

@@ -2,10 +2,13 @@
 the WebSocket ``/api/sessions/{id}/ws`` (protocol: :mod:`streaming.protocol`, README).
 
 ``POST /api/sessions`` ``{"study_uid", "layout": "1x1", "viewport_size": [w, h],
-"viewports": [{"view": ViewState}, ...]}`` (the last two optional; given views replace the
-layout's first ones) → 201 ``{"session_id", "study_uid", "layout", "viewports": [{"id",
-"view"}], "ws_url", "webrtc_url", "protocol", "idle_timeout_s"}``. Creating a session starts
-loading its volumes, so the first frame is on its way before the client connects.
+"viewports": [{"view": ViewState}, ...], "prior_study_uids": [uid, ...]}`` (all but
+``study_uid`` optional; given views replace the layout's first ones; priors are up to four
+other studies of the same patient, whose series join the session) → 201 ``{"session_id",
+"study_uid", "studies", "layout", "viewports": [{"id", "view"}], "series": [...], "ws_url",
+"webrtc_url", "protocol", "idle_timeout_s"}`` (:mod:`streaming.session_series`). Creating a
+session starts loading its volumes, so the first frame is on its way before the client
+connects.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ingest import queries
-from render_engine.view import ViewState, Window
+from render_engine.view import ViewState
 from streaming.app import EXECUTOR, RUNTIME, ApiError, run_blocking
-from streaming.layouts import DEFAULT_VIEWPORT_PX, LAYOUTS, SeriesInfo, initial_views
+from streaming.layouts import DEFAULT_VIEWPORT_PX, LAYOUTS, study_views
 from streaming.measure_api import MAX_SHAPES, _measure
 from streaming.protocol import (
     CLOSE_SESSION_ENDED,
@@ -35,6 +37,7 @@ from streaming.protocol import (
 )
 from streaming.render_api import read_json
 from streaming.runtime import Runtime
+from streaming.session_series import load_session_series, prior_study_uids
 from streaming.sessions import SESSIONS, SentFrame, Session, SessionManager
 from streaming.view_schema import parse_view
 
@@ -60,38 +63,6 @@ class WebSocketSink:
 
     async def close(self, reason: str) -> None:
         await self.ws.close(code=CLOSE_SESSION_ENDED, message=f"session {reason}".encode())
-
-
-def _study_volumes(runtime: Runtime, study_uid: str) -> tuple[
-        list[SeriesInfo], dict[str, str], dict[str, Any]]:
-    """The study's series that have volumes: their layout facts, volume paths and level-0
-    geometries (read from the volume's attributes, no voxels)."""
-    study = queries.get_study(runtime.catalog, study_uid)
-    published = queries.volume_paths(runtime.catalog, study_uid)
-    infos, paths, geometries = [], {}, {}
-    for s in study["series"]:
-        if s["series_uid"] not in published:
-            continue
-        handle = runtime.volumes.open(published[s["series_uid"]])
-        meta = handle.metadata
-        presets = meta.get("window_presets") or []
-        window = None
-        if presets and float(presets[0]["width"]) >= 1:
-            window = Window(center=float(presets[0]["center"]), width=float(presets[0]["width"]))
-        geometry = handle.geometry(0)
-        if geometry.shape[0] < 2 and s["modality"] != "CT":
-            continue
-        uid = s["series_uid"]
-        is_suv = meta.get("modality") == "PT" and bool(meta.get("suv_bw_factor"))
-        infos.append(SeriesInfo(
-            series_uid=uid, modality=str(meta.get("modality") or s["modality"] or ""),
-            description=str(s.get("series_description") or ""),
-            instance_count=int(s["instance_count"]), shape=geometry.shape,
-            frame_of_reference_uid=str(meta.get("frame_of_reference_uid") or ""),
-            default_window=None if is_suv else window, is_suv=is_suv))
-        paths[uid] = published[uid]
-        geometries[uid] = geometry
-    return infos, paths, geometries
 
 
 def _coarse_levels(runtime: Runtime, paths: list[str]) -> None:
@@ -124,8 +95,10 @@ async def create_session(request: web.Request) -> web.Response:
     if layout not in LAYOUTS:
         raise ApiError(400, f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     size = _size(body)
-    infos, paths, geometries = await run_blocking(request, _study_volumes, runtime, study_uid)
-    views = initial_views(layout, infos, size)
+    priors = prior_study_uids(body, study_uid)
+    series = await run_blocking(request, load_session_series, runtime, study_uid, priors)
+    paths = series.paths
+    views = study_views(layout, [series.of_study(u) for u in series.studies], size)
     given = body.get("viewports") or []
     if not isinstance(given, list) or len(given) > len(views):
         raise ApiError(400, f"viewports must be a list of at most {len(views)} "
@@ -137,7 +110,7 @@ async def create_session(request: web.Request) -> web.Response:
     for view in views:
         for uid in (view.series_uid, *(x.series_uid for x in view.layers)):
             if uid not in paths:
-                raise ApiError(400, f"series {uid} is not a volume of study {study_uid}")
+                raise ApiError(400, f"series {uid} is not a volume of the session's studies")
     # Start loading now. A coarse level of each series shown comes first (tens of ms), so the
     # first frames need not wait for the full volumes, which then load in the background.
     shown = list(dict.fromkeys(u for v in views for u in (v.series_uid,
@@ -145,9 +118,7 @@ async def create_session(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     loop.run_in_executor(request.app[EXECUTOR], _coarse_levels, runtime,
                          [paths[u] for u in shown])
-    session = Session(manager, study_uid=study_uid, layout=layout, views=views, paths=paths,
-                      geometries=geometries, frames_of_reference={
-                          x.series_uid: x.frame_of_reference_uid for x in infos})
+    session = Session(manager, layout=layout, views=views, series=series)
     manager.add(session)
     base = f"/api/sessions/{session.id}"
     scheme = "wss" if request.secure else "ws"

@@ -38,10 +38,11 @@ from render_engine.pipeline import render as render_view
 from render_engine.planes import Plane
 from render_engine.view import ViewState, Window, explicit
 from streaming.app import ApiError
-from streaming.interaction import apply, page
+from streaming.interaction import apply, page, slice_position
 from streaming.protocol import ProtocolError, number
 from streaming.quality import INTERACTIVE_FPS, AdaptiveQuality
 from streaming.render_api import encode
+from streaming.session_series import SessionSeries, series_message_view
 from streaming.view_schema import view_to_json
 from streaming.volumes import as_render_volume
 from volume_cache.device import DeviceVolumeCache
@@ -131,18 +132,17 @@ class Viewport:
 class Session:
     """One client's render session over one study."""
 
-    def __init__(self, manager: SessionManager, *, study_uid: str, layout: str,
-                 views: list[ViewState], paths: dict[str, str],
-                 geometries: dict[str, VolumeGeometry],
-                 frames_of_reference: dict[str, str]) -> None:
+    def __init__(self, manager: SessionManager, *, layout: str, views: list[ViewState],
+                 series: SessionSeries) -> None:
         self.id = uuid.uuid4().hex
         self.manager = manager
-        self.study_uid = study_uid
+        self.series = series  # the series of the study and its priors
+        self.study_uid = series.study_uid
         self.layout = layout
         self.viewports = [Viewport(id=f"v{i}", state=v, initial=v) for i, v in enumerate(views)]
-        self.paths = paths  # series UID → published volume path
-        self.geometries = geometries  # series UID → level-0 geometry
-        self.frames_of_reference = frames_of_reference  # series UID → its UID ("" unknown)
+        self.paths = series.paths  # series UID → published volume path
+        self.geometries: dict[str, VolumeGeometry] = series.geometries  # level-0 geometries
+        self.frames_of_reference = series.frames_of_reference  # series UID → its UID or ""
         self.sinks: list[FrameSink] = []
         self.closed = False
         self.last_activity = time.monotonic()
@@ -180,8 +180,9 @@ class Session:
 
     def describe(self) -> dict[str, Any]:
         return {"session_id": self.id, "study_uid": self.study_uid, "layout": self.layout,
+                "studies": list(self.series.studies),
                 "viewports": [{"id": vp.id, "view": view_to_json(vp.state)}
-                              for vp in self.viewports]}
+                              for vp in self.viewports], "series": self.series.to_json()}
 
     async def handle(self, message: dict[str, Any], sink: FrameSink | None = None) -> None:
         """Act on one parsed client message (:func:`streaming.protocol.parse_message`);
@@ -209,13 +210,20 @@ class Session:
             await self._event({"type": "measurement", "seq": seq, "viewport": vp.id,
                                **result}, sink)
             return
-        geometry = self.geometries[vp.state.series_uid]
-        window = vp.state.window or vp.window or Window(center=40.0, width=400.0)
-        state = apply(message, vp.state, geometry, vp.initial, window)
+        if kind == "series":  # a series dropped into the viewport: its first view, new reset
+            state = vp.initial = series_message_view(message, vp.state, self.series)
+            if vp.cine_fps:
+                self._cine(vp, {"action": "stop", "seq": seq})
+                await self._event({"type": "cine", "seq": seq, "viewport": vp.id, "fps": 0.0},
+                                  None)
+        else:
+            window = vp.state.window or vp.window or Window(center=40.0, width=400.0)
+            state = apply(message, vp.state, self.geometries[vp.state.series_uid],
+                          vp.initial, window)
         unknown = [u for u in (state.series_uid, *(x.series_uid for x in state.layers))
                    if u not in self.paths]
         if unknown:
-            raise ProtocolError(f"series {unknown[0]} is not a volume of this session's study",
+            raise ProtocolError(f"series {unknown[0]} is not a volume of this session's studies",
                                 code="unknown_series", seq=seq)
         if not vp.change(state, seq):  # e.g. paging past the last slice: say so, no frame
             await self._event({"type": "state", "viewport": vp.id, "seq": seq,
@@ -469,6 +477,9 @@ class Session:
             return event
         if isinstance(surface, Plane):
             event["geometry"] = {"plane": surface.to_json(), "edges": surface.edge_labels()}
+            where = slice_position(state, self.geometries[state.series_uid])
+            if where is not None:  # a planar view (not 3D): its place in the stack
+                event["slice"] = where
         else:
             event["geometry"] = {"cpr": {"size_px": list(surface.size_px),
                                          "pixel_spacing_mm": surface.pixel_spacing_mm}}

@@ -36,6 +36,16 @@ CHROMIUM_ARGS = [
 ]
 PAGE_TIMEOUT_MS = 45_000
 
+
+def skip_without_webrtc_setup() -> None:
+    """Skip unless network namespaces, Chromium and Playwright are all here."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
 PAGE = """<!doctype html><html><body style="margin:0;background:#000">
 <video id="v" autoplay muted playsinline width="512" height="512"></video>
 <canvas id="c" width="512" height="512"></canvas>
@@ -150,12 +160,7 @@ class NsServer(ServerProcess):
 
 @pytest.fixture(scope="module")
 def namespaces() -> Iterator[tuple[NetNamespace, NetNamespace]]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    skip_without_webrtc_setup()
     server_ns, browser_ns = NetNamespace(), NetNamespace()
     try:
         veth_pair(server_ns, browser_ns, prefix=SERVER_IP.rsplit(".", 1)[0], name="vcb")
