@@ -1,5 +1,6 @@
 // Simplified Chinese (default) and English strings. Elements with data-i18n="key" get their
 // text, data-i18n-title="key" their title, data-i18n-placeholder="key" their placeholder.
+// Modules add their own strings with defineStrings({zh: {...}, en: {...}}).
 
 const STRINGS = {
   zh: {
@@ -54,7 +55,9 @@ const STRINGS = {
     statusError: '错误',
     mean: '均值', std: '标准差', min: '最小', max: '最大', area: '面积', pixels: '像素',
     male: '男', female: '女', other: '其他',
-    ageY: '{n}岁',
+    ageY: '{n}岁', ageM: '{n}月', ageW: '{n}周', ageD: '{n}天',
+    image: '图像', slabShort: '投影层厚', lossy: '有损', toolOrbit: '旋转3D/斜切',
+    'cpr.straightened': '拉直', 'cpr.stretched': '伸展',
     zoom: '缩放',
     slicePos: '位置',
     thickness: '层厚',
@@ -119,7 +122,9 @@ const STRINGS = {
     statusError: 'Error',
     mean: 'Mean', std: 'SD', min: 'Min', max: 'Max', area: 'Area', pixels: 'px',
     male: 'M', female: 'F', other: 'O',
-    ageY: '{n}Y',
+    ageY: '{n}Y', ageM: '{n}M', ageW: '{n}W', ageD: '{n}D',
+    image: 'Im', slabShort: 'Slab', lossy: 'lossy', toolOrbit: 'Rotate 3D / oblique',
+    'cpr.straightened': 'straightened', 'cpr.stretched': 'stretched',
     zoom: 'Zoom',
     slicePos: 'Pos',
     thickness: 'Thk',
@@ -144,6 +149,11 @@ let lang = (() => {
 const listeners = new Set();
 
 export function getLang() { return lang; }
+
+/** Add a module's strings: {zh: {key: text}, en: {key: text}}. */
+export function defineStrings(table) {
+  for (const [code, strings] of Object.entries(table)) Object.assign(STRINGS[code] || (STRINGS[code] = {}), strings);
+}
 
 export function t(key, params = {}) {
   let s = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;

@@ -1,32 +1,49 @@
-// The viewer page: opens a render session over one study, lays its viewports out in a CSS grid,
-// and turns toolbar, keyboard, mouse and touch input into protocol messages for the selected
-// viewport. The server renders; this page only draws frames and SVG overlays.
+// The viewer page: opens a render session over one study (and, for comparison, its priors), lays
+// its viewports out in a CSS grid, and turns toolbar, keyboard, mouse and touch input into
+// protocol messages for the selected viewport (R28). The server renders; this page only draws
+// frames and SVG overlays. Tools, overlays and panels live in modules of their own (app.js
+// explains how they talk).
 import { api, getToken, withToken } from './api.js';
 import { SessionClient } from './session.js';
-import { Viewport, fmtNum } from './viewport.js';
-import { t, applyI18n, bindLangToggle, onLangChange } from './i18n.js';
+import { Viewport } from './viewport.js';
+import { app, vox, on, emit, send, answer, recordError, isPhone, setPressed } from './app.js';
+import { allTools, getTool, GROUPS } from './tools.js';
+import { t, applyI18n, bindLangToggle, onLangChange, defineStrings } from './i18n.js';
+import './overlay.js';
+import './mpr.js';
+import './cpr.js';
+import './magnifier.js';
+import './series.js';
+import './sync.js';
+import './history.js';
+import './shortcuts.js';
+import { clearMarks, showResult } from './annotations.js';
+import './roiwindow.js';
+import './histogram.js';
+import './masks.js';
+import './webrtc.js';
+
+defineStrings({
+  zh: { flipV: '垂直翻转', vrPreset: 'VR预设', angle3d: '角度', fusionOpacity: '融合', fusionColormap: '伪彩', sync: '同步翻页',
+    seriesPanel: '序列', history: '历史检查', resetHint: '恢复标准视图 (R)', toolMenu: '工具',
+    'vr.ct-bone': '骨骼', 'vr.ct-soft-tissue': '软组织', 'vr.ct-vessels': '血管', 'vr.ct-lung': '肺', 'vr.pet': 'PET',
+    'cmap.hot-iron': '热铁', 'cmap.pet': 'PET', 'cmap.hot-metal-blue': '热金属蓝', 'cmap.pet-20-step': 'PET 20阶', 'cmap.rainbow': '彩虹', 'cmap.jet': 'Jet', 'cmap.grey': '灰阶' },
+  en: { flipV: 'Flip V', vrPreset: 'VR preset', angle3d: 'Angle', fusionOpacity: 'Fusion', fusionColormap: 'Colour map', sync: 'Sync scroll',
+    seriesPanel: 'Series', history: 'History', resetHint: 'Back to the standard view (R)', toolMenu: 'Tools',
+    'vr.ct-bone': 'Bone', 'vr.ct-soft-tissue': 'Soft tissue', 'vr.ct-vessels': 'Vessels', 'vr.ct-lung': 'Lung', 'vr.pet': 'PET',
+    'cmap.hot-iron': 'Hot iron', 'cmap.pet': 'PET', 'cmap.hot-metal-blue': 'Hot metal blue', 'cmap.pet-20-step': 'PET 20 step', 'cmap.rainbow': 'Rainbow', 'cmap.jet': 'Jet', 'cmap.grey': 'Grey' },
+});
 
 const PRESETS = ['ct-lung', 'ct-mediastinum', 'ct-abdomen', 'ct-liver', 'ct-bone', 'ct-brain', 'ct-subdural', 'ct-stroke', 'pet-suv-0-5', 'pet-suv-0-10'];
+const VR_PRESETS = ['ct-bone', 'ct-soft-tissue', 'ct-vessels', 'ct-lung', 'pet'];
+const COLORMAPS = ['hot-iron', 'pet', 'hot-metal-blue', 'pet-20-step', 'rainbow', 'jet', 'grey'];
 const $ = (sel) => document.querySelector(sel);
-const isPhone = () => window.matchMedia('(pointer: coarse)').matches || window.innerWidth < 600;
 
-const vox = window.voxcast = { sessionId: null, layout: null, states: {}, frames: {}, measurements: {}, errors: [], selected: null, status: 'connecting' };
-
-const app = {
-  study: null,
-  seriesByUid: {},
-  layouts: [],
-  client: null,
-  viewports: [],
-  byId: new Map(),
-  selected: null,
-  tool: isPhone() ? 'page' : 'wl',
-  overlays: true,
-  cine: {},        // viewport id → playing
-  sentSize: {},    // viewport id → "w,h"
-  statusKey: 'connecting',
-  error: null,
-};
+app.tool = isPhone() ? 'page' : 'wl';
+app.cine = {};        // viewport id → playing
+app.sentSize = {};    // viewport id → "w,h"
+app.statusKey = 'connecting';
+app.error = null;
 
 // ---- status and errors -------------------------------------------------------------------
 
@@ -49,83 +66,110 @@ function showError(err) {
   setStatus('error');
 }
 
-function recordError(e) {
-  vox.errors.push(e);
-  if (vox.errors.length > 100) vox.errors.shift();
-}
-
 // ---- session -----------------------------------------------------------------------------
-
-function send(msg) {
-  if (!app.client) return -1;
-  return app.client.send(msg);
-}
 
 function gridSize(columns, rows) {
   const g = $('#grid');
   const dpr = window.devicePixelRatio || 1;
-  let w = (g.clientWidth / columns) * dpr, h = (g.clientHeight / rows) * dpr;
+  const w = (g.clientWidth / columns) * dpr, h = (g.clientHeight / rows) * dpr;
   const k = Math.min(1, 1024 / Math.max(w, h, 1));
   return [Math.max(16, Math.round(w * k)), Math.max(16, Math.round(h * k))];
 }
 
-async function openSession(layoutName) {
+/** Series facts of the session (the server's list when it sends one), keyed by UID. */
+function indexSeries(resp) {
+  const byUid = {};
+  for (const study of app.studies) for (const s of study.series || []) byUid[s.series_uid] = { ...s, study_uid: study.study_uid };
+  for (const s of resp.series || []) byUid[s.series_uid] = { ...(byUid[s.series_uid] || {}), ...s };
+  app.seriesByUid = byUid;
+}
+
+/**
+ * Open a render session with `layoutName` over the current study and `priors` (study UIDs of
+ * the same patient shown next to it). Replaces the session shown.
+ */
+export async function openSession(layoutName, { priors = app.priors || [] } = {}) {
   const old = app.client;
   const oldId = vox.sessionId;
   if (old) old.close();
   if (oldId) api(`/api/sessions/${oldId}`, { method: 'DELETE' }).catch(() => {});
   app.client = null;
   setStatus('connecting');
-  const lay = app.layouts.find((l) => l.name === layoutName) || { columns: 1, rows: 1 };
+  const shape = gridShape(app.layouts.find((l) => l.name === layoutName) || { columns: 1, rows: 1 });
   let resp;
+  const body = { study_uid: app.study.study_uid, layout: layoutName, viewport_size: gridSize(shape.columns, shape.rows) };
+  if (priors.length) body.prior_study_uids = priors;
   try {
-    resp = await api('/api/sessions', { method: 'POST', body: { study_uid: app.study.study_uid, layout: layoutName, viewport_size: gridSize(lay.columns, lay.rows) } });
+    resp = await api('/api/sessions', { method: 'POST', body });
   } catch (err) { showError(err); recordError({ code: 'session', message: err.message }); return; }
   showError(null);
+  app.priors = priors;
   vox.sessionId = resp.session_id;
   vox.layout = resp.layout.name;
-  vox.states = {}; vox.frames = {}; vox.measurements = {};
+  vox.priors = priors;
+  vox.states = {}; vox.frames = {};
+  $('#layout').value = resp.layout.name;
+  indexSeries(resp);
   buildGrid(resp.layout, resp.viewports);
   const client = new SessionClient(resp.session_id, {
-    onFrame: onFrame,
-    onEvent: onEvent,
+    onFrame,
+    onEvent,
     onStatus: (s) => {
       if (s === 'open') { app.sentSize = {}; sendSizes(); setStatus(allDrawn() ? 'ready' : 'loading'); } else setStatus(s);
+      emit('socket', s);
     },
     onSessionLost: () => { if (app.client === client) { setStatus('reconnecting'); setTimeout(() => openSession(vox.layout), 500); } },
   });
   app.client = client;
   client.connect();
+  emit('session', resp);
+}
+
+/**
+ * The grid's shape on this screen: a layout wider than tall is transposed on a portrait screen
+ * (a phone), filling columns first, so CT | PET | fusion stack up instead of becoming slivers.
+ */
+function gridShape(layout) {
+  const g = $('#grid');
+  if (layout.columns > layout.rows && g.clientHeight > g.clientWidth * 1.2) return { columns: layout.rows, rows: layout.columns, flow: 'column' };
+  return { columns: layout.columns, rows: layout.rows, flow: 'row' };
+}
+
+function applyGridShape() {
+  if (!app.layout) return;
+  const grid = $('#grid');
+  const shape = gridShape(app.layout);
+  grid.style.gridTemplateColumns = `repeat(${shape.columns}, minmax(0, 1fr))`;
+  grid.style.gridTemplateRows = `repeat(${shape.rows}, minmax(0, 1fr))`;
+  grid.style.gridAutoFlow = shape.flow;
+  vox.gridShape = shape;
 }
 
 function buildGrid(layout, viewports) {
   const grid = $('#grid');
-  grid.style.gridTemplateColumns = `repeat(${layout.columns}, minmax(0, 1fr))`;
-  grid.style.gridTemplateRows = `repeat(${layout.rows}, minmax(0, 1fr))`;
+  app.layout = layout;
+  applyGridShape();
   app.byId.clear();
   app.cine = {};
-  setMeasurementText(null);
+  app.selected = null;
   app.viewports = viewports.map((v) => {
     const vp = new Viewport(v.id, {
       send,
       onSelect: select,
-      onMeasure: (p, shape) => {
-        setMeasurementText(null);
-        send({ type: 'measure', viewport: p.id, shapes: [shape] });
-      },
       onFrameDrawn: (p, h) => {
         vox.frames[p.id] = { seq: h.frame_seq, input_seq: h.input_seq, kind: h.kind, encoding: h.encoding, width: h.width, height: h.height, view_width: h.view_width, view_height: h.view_height };
         if (app.statusKey !== 'error' && app.statusKey !== 'reconnecting') setStatus(allDrawn() ? 'ready' : 'loading');
+        emit('frame', p, h);
       },
       getTool: () => app.tool,
-      getInfo: () => ({ study: app.study, seriesByUid: app.seriesByUid }),
-      overlaysVisible: () => app.overlays,
     });
+    vp.initialView = v.view;
     app.byId.set(v.id, vp);
     return vp;
   });
   grid.replaceChildren(...app.viewports.map((v) => v.el));
   select(app.viewports[0]);
+  emit('grid', app.viewports);
 }
 
 function allDrawn() { return app.viewports.length > 0 && app.viewports.every((v) => v.lastSeq >= 0); }
@@ -145,23 +189,23 @@ function onFrame({ header, image }) {
 }
 
 function onEvent(ev) {
+  answer(ev);
   const vp = ev.viewport ? app.byId.get(ev.viewport) : null;
   switch (ev.type) {
+    case 'hello':
+      if (ev.series) indexSeries(ev);
+      break;
     case 'state':
       if (vp) {
+        const before = vp.state;
         vp.setState(ev);
         if (!ev.unchanged) vox.states[ev.viewport] = ev;
         if (vp === app.selected) syncControls();
+        emit('state', vp, ev, before);
       }
       break;
-    case 'measurement': {
-      const r = ev.results && ev.results[0];
-      if (vp && r) { vp.setMeasurement(r); vox.measurements[ev.viewport] = { ...r, units: ev.units, shape: vp.roi?.shape, view: vox.states[ev.viewport]?.view }; }
-      setMeasurementText(r ? { ...r, units: r.units || ev.units } : null);
-      break;
-    }
     case 'cine':
-      if (vp) { app.cine[ev.viewport] = ev.playing ?? ev.state === 'playing' ?? ev.action === 'start'; syncControls(); }
+      if (vp) { app.cine[ev.viewport] = ev.fps > 0; syncControls(); }
       break;
     case 'error':
       recordError(ev);
@@ -173,37 +217,18 @@ function onEvent(ev) {
     default:
       break;
   }
-}
-
-function setMeasurementText(r) {
-  const box = $('[data-testid="measurement"]');
-  app.lastMeasurement = r;
-  if (!r) { box.hidden = true; box.textContent = ''; return; }
-  const u = r.units ? ` ${r.units}` : '';
-  const parts = [
-    [t('mean'), `${fmtNum(r.mean)}${u}`], [t('std'), `${fmtNum(r.std)}${u}`],
-    [t('min'), `${fmtNum(r.min)}${u}`], [t('max'), `${fmtNum(r.max)}${u}`],
-    [t('area'), `${fmtNum(r.area_mm2)} mm²`],
-  ];
-  box.replaceChildren(...parts.flatMap(([k, v], i) => {
-    const b = document.createElement('b');
-    b.textContent = `${k} `;
-    const s = document.createElement('span');
-    s.textContent = v + (i < parts.length - 1 ? ' · ' : '');
-    return [b, s];
-  }));
-  box.dataset.mean = r.mean; box.dataset.std = r.std; box.dataset.min = r.min; box.dataset.max = r.max; box.dataset.area = r.area_mm2;
-  box.hidden = false;
+  emit(`ev:${ev.type}`, ev, vp);
 }
 
 // ---- selection and controls --------------------------------------------------------------
 
-function select(vp) {
+export function select(vp) {
   if (!vp || app.selected === vp) return;
   app.selected = vp;
   vox.selected = vp.id;
   for (const v of app.viewports) v.setSelected(v === vp);
   syncControls();
+  emit('select', vp);
 }
 
 function syncControls() {
@@ -214,6 +239,17 @@ function syncControls() {
     $('#slab').value = view.slab ? Math.round(view.slab.thickness_mm) : 0;
     if (view.slab) $('#slab-mode').value = view.slab.mode;
     $('#render').value = view.render3d ? view.render3d.method : 'mpr';
+    const vr = view.render3d?.method === 'vr';
+    $('#vr-field').hidden = !vr;
+    if (vr) $('#vr-preset').value = view.render3d.preset || (app.seriesByUid[view.series_uid]?.modality === 'PT' ? 'pet' : 'ct-bone');
+    $('#angle-field').hidden = !view.render3d;
+    if (view.render3d && document.activeElement !== $('#angle3d')) $('#angle3d').value = Math.round(view.orbit_deg?.[0] || 0) % 360;
+    const layer = view.layers?.[0];
+    $('#fusion-controls').hidden = !layer;
+    if (layer) {
+      if (document.activeElement !== $('#fusion-opacity')) $('#fusion-opacity').value = Math.round((layer.opacity ?? 0.5) * 100);
+      $('#fusion-colormap').value = layer.colormap || 'hot-iron';
+    }
   }
   const playing = !!(vp && app.cine[vp.id]);
   const cine = $('#cine');
@@ -221,10 +257,13 @@ function syncControls() {
   cine.textContent = playing ? t('cineStop') : t('cine');
 }
 
-function setTool(tool) {
-  app.tool = tool;
-  vox.tool = tool;
-  for (const b of document.querySelectorAll('.tool')) b.classList.toggle('active', b.dataset.tool === tool);
+export function setTool(name) {
+  if (!getTool(name)) return;
+  app.tool = name;
+  vox.tool = name;
+  for (const b of document.querySelectorAll('[data-tool]')) b.classList.toggle('active', b.dataset.tool === name);
+  for (const v of app.viewports) { if (v.draft) { v.draft = null; v.renderOverlay(); } }
+  emit('tool', name);
 }
 
 function toggleCine() {
@@ -243,6 +282,14 @@ function sendSlab() {
   send({ type: 'slab', viewport: vp.id, thickness_mm: Math.max(0, +$('#slab').value || 0), mode: $('#slab-mode').value });
 }
 
+/** Change the selected viewport's first fusion layer (opacity, colour map). */
+function setLayer(changes) {
+  const vp = app.selected;
+  const layers = vp?.state?.view?.layers;
+  if (!layers?.length) return;
+  send({ type: 'view', viewport: vp.id, set: { layers: [{ ...layers[0], ...changes }, ...layers.slice(1)] } });
+}
+
 function fillLayouts() {
   const sel = $('#layout');
   const plain = document.createElement('optgroup');
@@ -256,15 +303,59 @@ function fillLayouts() {
   sel.replaceChildren(plain, petct);
 }
 
-function fillPresets() {
-  const sel = $('#preset');
-  const cur = sel.value;
-  sel.replaceChildren(new Option(t('presetNone'), ''), ...PRESETS.map((p) => new Option(t(`preset.${p}`), p)));
-  sel.value = cur;
+function fillSelects() {
+  const fill = (sel, items, prefix, first) => {
+    const cur = sel.value;
+    sel.replaceChildren(...(first ? [first] : []), ...items.map((p) => new Option(t(`${prefix}${p}`), p)));
+    sel.value = cur;
+  };
+  fill($('#preset'), PRESETS, 'preset.', new Option(t('presetNone'), ''));
+  fill($('#vr-preset'), VR_PRESETS, 'vr.');
+  fill($('#fusion-colormap'), COLORMAPS, 'cmap.');
+}
+
+function fillTools() {
+  const box = $('#tools');
+  const buttons = [];
+  for (const group of GROUPS) {
+    for (const tool of allTools().filter((x) => x.group === group)) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = `btn tool group-${group}`;
+      b.dataset.tool = tool.name;
+      b.dataset.testid = `tool-${tool.name}`;
+      b.setAttribute('data-testid', `tool-${tool.name}`);
+      b.textContent = t(tool.label);
+      b.title = tool.key ? `${t(tool.label)} (${tool.key.toUpperCase()})` : t(tool.label);
+      b.addEventListener('click', () => setTool(tool.name));
+      buttons.push(b);
+    }
+  }
+  box.replaceChildren(...buttons);
+  setTool(app.tool);
+}
+
+/** The phone's long-press menu: every tool, a tap picks it for the one-finger gesture. */
+function openToolMenu(vp, pos) {
+  const menu = $('#tool-menu');
+  const [cx, cy] = vp.toClient(pos);
+  menu.replaceChildren(...allTools().map((tool) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `btn${tool.name === app.tool ? ' active' : ''}`;
+    b.dataset.tool = tool.name;
+    b.textContent = t(tool.label);
+    b.addEventListener('click', () => { setTool(tool.name); menu.hidden = true; });
+    return b;
+  }));
+  menu.hidden = false;
+  const w = menu.offsetWidth, h = menu.offsetHeight;
+  menu.style.left = `${Math.max(4, Math.min(window.innerWidth - w - 4, cx - w / 2))}px`;
+  menu.style.top = `${Math.max(4, Math.min(window.innerHeight - h - 4, cy - h / 2))}px`;
+  vox.toolMenu = true;
 }
 
 function bindControls() {
-  for (const b of document.querySelectorAll('.tool')) b.addEventListener('click', () => setTool(b.dataset.tool));
   $('#layout').addEventListener('change', (e) => openSession(e.target.value));
   $('#preset').addEventListener('change', (e) => {
     const vp = app.selected;
@@ -276,6 +367,7 @@ function bindControls() {
   $('#reset').addEventListener('click', act({ type: 'reset' }));
   $('#invert').addEventListener('click', act({ type: 'invert' }));
   $('#flip').addEventListener('click', act({ type: 'flip', axis: 'horizontal' }));
+  $('#flip-v').addEventListener('click', act({ type: 'flip', axis: 'vertical' }));
   $('#rotate').addEventListener('click', act({ type: 'rotate', delta_deg: 90 }));
   $('#cine').addEventListener('click', toggleCine);
   $('#fps').addEventListener('change', () => {
@@ -285,7 +377,16 @@ function bindControls() {
   $('#slab').addEventListener('change', sendSlab);
   $('#slab-mode').addEventListener('change', sendSlab);
   $('#render').addEventListener('change', (e) => { if (app.selected) send({ type: 'mode', viewport: app.selected.id, render: e.target.value }); });
+  $('#vr-preset').addEventListener('change', (e) => { if (app.selected) send({ type: 'mode', viewport: app.selected.id, render: 'vr', preset: e.target.value }); });
+  $('#angle3d').addEventListener('input', (e) => {
+    const vp = app.selected;
+    if (vp?.state?.view?.render3d) send({ type: 'orbit', viewport: vp.id, deg: [+e.target.value, vp.state.view.orbit_deg?.[1] || 0] });
+  });
+  $('#fusion-opacity').addEventListener('input', (e) => setLayer({ opacity: +e.target.value / 100 }));
+  $('#fusion-colormap').addEventListener('change', (e) => setLayer({ colormap: e.target.value }));
   $('#overlay').addEventListener('click', () => toggleOverlays());
+  $('#sync').addEventListener('click', () => setSync(!app.sync));
+  $('#clear-marks').addEventListener('click', () => clearMarks());
   const bar = $('.viewer-bar');
   $('[data-testid="menu"]').addEventListener('click', () => {
     const open = bar.classList.toggle('open');
@@ -295,28 +396,45 @@ function bindControls() {
   $('#toolbar').addEventListener('click', (e) => {
     if (e.target.closest('button') && !e.target.closest('[data-testid="lang"]') && window.innerWidth <= 900) bar.classList.remove('open');
   });
+  on('longpress', openToolMenu);
+  document.addEventListener('pointerdown', (e) => { if (!e.target.closest('#tool-menu')) { $('#tool-menu').hidden = true; vox.toolMenu = false; } }, true);
 
   window.addEventListener('keydown', (e) => {
-    if (e.target.closest('input, select, textarea')) return;
+    if (e.target.closest('input, select, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
     const vp = app.selected;
     if (!vp) return;
-    const page = (d) => { e.preventDefault(); send({ type: 'page', viewport: vp.id, delta: d }); };
+    const page = (d) => { e.preventDefault(); send({ type: 'page', viewport: vp.id, delta: d }); emit('paged', vp, d); };
     switch (e.key) {
-      case 'ArrowUp': case 'ArrowLeft': page(-1); break;
-      case 'ArrowDown': case 'ArrowRight': page(1); break;
-      case 'PageUp': page(-10); break;
-      case 'PageDown': page(10); break;
-      case 'r': case 'R': send({ type: 'reset', viewport: vp.id }); break;
-      case 'i': case 'I': send({ type: 'invert', viewport: vp.id }); break;
-      case 'h': case 'H': send({ type: 'flip', viewport: vp.id, axis: 'horizontal' }); break;
-      case 'o': case 'O': toggleOverlays(); break;
-      case ' ': e.preventDefault(); toggleCine(); break;
+      case 'ArrowUp': case 'ArrowLeft': page(-1); return;
+      case 'ArrowDown': case 'ArrowRight': page(1); return;
+      case 'PageUp': page(-10); return;
+      case 'PageDown': page(10); return;
+      case 'Home': e.preventDefault(); send({ type: 'page', viewport: vp.id, index: 0 }); return;
+      case 'End': e.preventDefault(); send({ type: 'page', viewport: vp.id, index: 1e5 }); return;
+      case 'r': case 'R': send({ type: 'reset', viewport: vp.id }); return;
+      case 'i': case 'I': send({ type: 'invert', viewport: vp.id }); return;
+      case 'h': case 'H': send({ type: 'flip', viewport: vp.id, axis: 'horizontal' }); return;
+      case 'v': case 'V': send({ type: 'flip', viewport: vp.id, axis: 'vertical' }); return;
+      case 'o': case 'O': toggleOverlays(); return;
+      case 's': case 'S': setSync(!app.sync); return;
+      case ' ': e.preventDefault(); toggleCine(); return;
+      case 'Escape': for (const v of app.viewports) { v.draft = null; v.renderOverlay(); } return;
+      case 'Tab': {
+        e.preventDefault();
+        const i = app.viewports.indexOf(vp);
+        select(app.viewports[(i + (e.shiftKey ? app.viewports.length - 1 : 1)) % app.viewports.length]);
+        return;
+      }
       default: break;
     }
+    if (/^[1-9]$/.test(e.key) && PRESETS[+e.key - 1]) { send({ type: 'preset', viewport: vp.id, name: PRESETS[+e.key - 1] }); return; }
+    const tool = allTools().find((x) => x.key && x.key === e.key.toLowerCase());
+    if (tool) setTool(tool.name);
   });
 
   let resizeTimer = 0;
   new ResizeObserver(() => {
+    applyGridShape();
     for (const v of app.viewports) v.renderOverlay();
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(sendSizes, 120);
@@ -325,10 +443,15 @@ function bindControls() {
 
 function toggleOverlays() {
   app.overlays = !app.overlays;
-  const b = $('#overlay');
-  b.setAttribute('aria-pressed', String(app.overlays));
-  b.classList.toggle('active', app.overlays);
+  setPressed($('#overlay'), app.overlays);
   for (const v of app.viewports) v.renderOverlay();
+  emit('overlays', app.overlays);
+}
+
+export function setSync(onOff) {
+  app.sync = onOff;
+  vox.sync = onOff;
+  setPressed($('#sync'), onOff);
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -344,19 +467,28 @@ async function resolveStudyUid(params) {
   return list[0].study_uid;
 }
 
+/** Load the catalog record of a study (cached in app.studies). */
+export async function loadStudy(uid) {
+  const known = app.studies.find((s) => s.study_uid === uid);
+  if (known) return known;
+  const study = await api(`/api/studies/${encodeURIComponent(uid)}`);
+  app.studies.push(study);
+  return study;
+}
+
 async function main() {
   applyI18n();
   bindLangToggle($('[data-testid="lang"]'));
   getToken();
   $('#back').href = withToken('/');
-  fillPresets();
-  setTool(app.tool);
+  fillSelects();
+  fillTools();
   setStatus('connecting');
   bindControls();
   onLangChange(() => {
-    fillPresets(); syncControls(); setStatus(app.statusKey);
+    fillSelects(); fillTools(); syncControls(); setStatus(app.statusKey);
     if (app.error) showError(app.error);
-    if (app.lastMeasurement) setMeasurementText(app.lastMeasurement);
+    emit('lang');
     for (const v of app.viewports) v.renderOverlay();
   });
   window.addEventListener('pagehide', () => {
@@ -370,14 +502,16 @@ async function main() {
     const uid = await resolveStudyUid(params);
     const [study, layouts] = await Promise.all([api(`/api/studies/${encodeURIComponent(uid)}`), api('/api/layouts')]);
     app.study = study;
+    app.studies = [study];
     vox.study = { study_uid: study.study_uid, patient_id: study.patient_id };
-    app.seriesByUid = Object.fromEntries((study.series || []).map((s) => [s.series_uid, s]));
+    app.seriesByUid = Object.fromEntries((study.series || []).map((s) => [s.series_uid, { ...s, study_uid: study.study_uid }]));
     app.layouts = layouts;
     fillLayouts();
     const wanted = params.get('layout');
     const layout = layouts.some((l) => l.name === wanted) ? wanted : '1x1';
     $('#layout').value = layout;
     document.title = `${study.patient_name || study.patient_id || ''} — VoxCast`;
+    emit('study', study);
     await openSession(layout);
   } catch (err) {
     showError(err);
@@ -385,4 +519,5 @@ async function main() {
   }
 }
 
+showResult(null);
 main();
