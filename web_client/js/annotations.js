@@ -159,7 +159,7 @@ on('lang', () => showResult(shown));
 // ---- drawing -----------------------------------------------------------------------------
 
 function label(svg, x, y, lines, colour) {
-  const text = svgEl('text', { x, y, class: 'mark-label', 'font-size': 12, fill: colour });
+  const text = svgEl('text', { x, y, class: 'mark-label', 'font-size': 12, style: `fill: ${colour}` });
   lines.forEach((line, i) => {
     const ts = svgEl('tspan', { x, y: y + i * 14 });
     ts.textContent = line;
