@@ -37,8 +37,9 @@ from streaming.protocol import (
 )
 from streaming.render_api import read_json
 from streaming.runtime import Runtime
+from streaming.session_manager import SESSIONS, SessionManager
 from streaming.session_series import load_session_series, prior_study_uids
-from streaming.sessions import SESSIONS, SentFrame, Session, SessionManager
+from streaming.sessions import SentFrame, Session
 from streaming.view_schema import parse_view
 
 log = logging.getLogger(__name__)

@@ -21,18 +21,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from aiohttp import web
 
 from render_engine.errors import RenderError
 from render_engine.geometry import VolumeGeometry
-from render_engine.kernels.backend import cpu_threads_for_this_thread
 from render_engine.pipeline import Frame, RenderVolume, VolumeSource, surface_for
 from render_engine.pipeline import render as render_view
 from render_engine.planes import Plane
@@ -45,8 +41,9 @@ from streaming.render_api import encode
 from streaming.session_series import SessionSeries, series_message_view
 from streaming.view_schema import view_to_json
 from streaming.volumes import as_render_volume
-from volume_cache.device import DeviceVolumeCache
-from volume_cache.memory import VolumeMemoryCache
+
+if TYPE_CHECKING:
+    from streaming.session_manager import SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +109,10 @@ class Viewport:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Full-size pixels of the last lossy frame when it was already exact (reused to settle).
     exact: tuple[int, npt.NDArray[np.uint8], float] | None = None
+    last_event: dict[str, Any] | None = None  # the last state event sent
+    # (version, frame, its state event) of the last lossless frame: a client that attaches
+    # later gets these, instead of a new render for every client.
+    last_settle: tuple[int, SentFrame, dict[str, Any]] | None = None
 
     @property
     def size_px(self) -> tuple[int, int]:
@@ -150,6 +151,7 @@ class Session:
         self._slots = asyncio.Semaphore(RENDERS_PER_SESSION)
         self._tasks = [asyncio.create_task(self._loop(vp), name=f"session-{vp.id}")
                        for vp in self.viewports]
+        self._catch_ups: set[asyncio.Task[None]] = set()
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -162,12 +164,28 @@ class Session:
                             code="unknown_viewport", seq=seq)
 
     def attach(self, sink: FrameSink) -> None:
+        """A new client needs the state and a frame of every viewport: a settled viewport's last
+        lossless frame goes to this client alone; the others render anew for everyone."""
         self.sinks.append(sink)
         self.detached_since = None
         self.touch()
-        for vp in self.viewports:  # a new client needs a frame of every viewport
+        for vp in self.viewports:
+            settle = vp.last_settle
+            if settle is not None and settle[0] == vp.version == vp.settled:
+                task = asyncio.create_task(self._catch_up(sink, settle[2], settle[1]),
+                                           name=f"catch-up-{vp.id}")
+                self._catch_ups.add(task)
+                task.add_done_callback(self._catch_ups.discard)
+                continue
             vp.drawn, vp.settled, vp.exact, vp.echoed = (0, False), 0, None, 0
             vp.wake.set()
+
+    async def _catch_up(self, sink: FrameSink, event: dict[str, Any], frame: SentFrame) -> None:
+        try:
+            await sink.send_event(event)
+            await sink.send_frame(frame)
+        except (ConnectionError, RuntimeError):  # the client went away already
+            pass
 
     def detach(self, sink: FrameSink) -> None:
         if sink in self.sinks:
@@ -410,7 +428,12 @@ class Session:
         sinks = [s for s in self.sinks if lossless or s.wants_lossy]
         if vp.echoed != version:
             vp.echoed = version
-            await self._event(self._state_event(vp, state, frame, seq, coarse), None)
+            vp.last_event = self._state_event(vp, state, frame, seq, coarse)
+            await self._event(vp.last_event, None)
+        if lossless and vp.last_event is not None:  # as it stands now, for later clients
+            settled = self._state_event(vp, state, frame, seq, False) if frame is not None \
+                else {**vp.last_event, "coarse": False}
+            vp.last_settle = (version, sent, settled)
         sent_at = time.perf_counter()
         await asyncio.gather(*(self._deliver(s, sent) for s in sinks))
         if not lossless:  # the frame's own cost: rendering, encoding and sending, not queueing
@@ -503,9 +526,9 @@ class Session:
         for vp in self.viewports:
             if vp.cine_task is not None:
                 vp.cine_task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._catch_ups):
             task.cancel()
-        await asyncio.gather(*self._tasks, *(vp.cine_task for vp in self.viewports
+        await asyncio.gather(*self._tasks, *self._catch_ups, *(vp.cine_task for vp in self.viewports
                                              if vp.cine_task), return_exceptions=True)
         await self._event({"type": "closing", "reason": reason}, None)
         sinks, self.sinks = list(self.sinks), []
@@ -514,82 +537,3 @@ class Session:
                 await sink.close(reason)
             except (ConnectionError, RuntimeError, AttributeError):
                 pass
-
-
-class SessionManager:
-    """All sessions of the process, the render worker pool, and the idle reaper."""
-
-    def __init__(self, memory: VolumeMemoryCache, *, device: DeviceVolumeCache | None = None,
-                 workers: int, idle_s: float,
-                 max_idle_s: float, max_sessions: int,
-                 measure: Callable[[ViewState, Any], dict[str, Any]]) -> None:
-        self.memory = memory
-        self.device = device
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxcast-render")
-        self.idle_s, self.max_idle_s, self.max_sessions = idle_s, max_idle_s, max_sessions
-        self.sessions: dict[str, Session] = {}
-        self._measure = measure
-        self.busy = 0
-        self._reaper: asyncio.Task[None] | None = None
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` in the render pool; while several renders run at once, each one's CPU
-        kernels get their share of the cores."""
-        self.busy += 1
-        share = self.busy
-
-        def call() -> Any:
-            cpu_threads_for_this_thread(share)
-            return fn(*args)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, call)
-        finally:
-            self.busy -= 1
-
-    async def measure(self, state: ViewState, shapes: Any, seq: int) -> dict[str, Any]:
-        try:
-            return await self.run(self._measure, state, shapes)  # type: ignore[no-any-return]
-        except ApiError as exc:
-            raise ProtocolError(f"measure: {exc.message}", seq=seq) from None
-        except (RenderError, ValueError) as exc:
-            raise ProtocolError(f"measure: {exc}", seq=seq) from None
-
-    def add(self, session: Session) -> None:
-        if len(self.sessions) >= self.max_sessions:
-            raise ApiError(503, f"the server holds its maximum of {self.max_sessions} sessions;"
-                                " close one or try again later")
-        self.sessions[session.id] = session
-        if self._reaper is None:
-            self._reaper = asyncio.create_task(self._reap(), name="session-reaper")
-
-    def get(self, session_id: str) -> Session:
-        session = self.sessions.get(session_id)
-        if session is None or session.closed:
-            raise ApiError(404, f"no session {session_id!r} (closed, timed out or never made)")
-        return session
-
-    async def close(self, session_id: str, reason: str = "closed") -> None:
-        session = self.sessions.pop(session_id, None)
-        if session is not None:
-            await session.close(reason)
-
-    async def _reap(self) -> None:
-        while True:
-            await asyncio.sleep(min(5.0, max(0.2, self.idle_s / 4)))
-            now = time.monotonic()
-            for sid, s in list(self.sessions.items()):
-                unattended = s.detached_since is not None and now - s.detached_since > self.idle_s
-                if unattended or now - s.last_activity > self.max_idle_s:
-                    log.info("closing idle session %s", sid)
-                    await self.close(sid, "idle")
-
-    async def shutdown(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-        for sid in list(self.sessions):
-            await self.close(sid, "server shutting down")
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-SESSIONS: web.AppKey[SessionManager] = web.AppKey("sessions", SessionManager)

@@ -74,7 +74,8 @@ from streaming.protocol import (
     pack_frame,
     parse_message,
 )
-from streaming.sessions import SESSIONS, SentFrame, Session
+from streaming.session_manager import SESSIONS
+from streaming.sessions import SentFrame, Session
 
 log = logging.getLogger(__name__)
 

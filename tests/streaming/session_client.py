@@ -69,7 +69,10 @@ class SessionClient:
 
     async def receive(self, timeout: float = 10.0) -> Received:
         assert self.ws is not None
-        msg = await self.ws.receive(timeout=timeout)
+        # Not ws.receive(timeout=...): aiohttp restarts that timeout on every ping it answers,
+        # and the server pings every 30 s, so a longer wait would never end.
+        async with asyncio.timeout(timeout):
+            msg = await self.ws.receive()
         now = time.perf_counter()
         if msg.type == aiohttp.WSMsgType.BINARY:
             header, payload = unpack_frame(msg.data)

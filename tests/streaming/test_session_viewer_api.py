@@ -295,3 +295,42 @@ def test_series_message_shows_a_series_first_view_and_reset_returns_to_it(
             await client.event("pong", seq=seq)
             await client.close()
     run(go())
+
+
+def test_a_client_joining_a_settled_session_gets_its_frames_without_new_renders(
+        archive_server: ServerProcess, acrin_study: str) -> None:
+    """A second client (e.g. the WebRTC peer next to the WebSocket) is sent the last lossless
+    frame and state of every settled viewport; the first client sees nothing again."""
+    async def go() -> None:
+        async with _http(archive_server) as http:
+            a = await SessionClient.open(http, archive_server.url, acrin_study, "1x2")
+            settled: dict[str, Received] = {}
+            while len(settled) < 2:  # the viewports settle in either order
+                item = await a.until(lambda r: r.is_frame and r.header is not None
+                                     and r.header["kind"] == "lossless", timeout=60)
+                assert item.header is not None
+                settled[item.header["viewport"]] = item
+            b = SessionClient(http=http, base_url=archive_server.url, created=a.created,
+                              ws=await http.ws_connect(a.created["ws_url"], max_msg_size=0))
+            joined: dict[str, Received] = {}
+            while len(joined) < 2:
+                item = await b.until(lambda r: r.is_frame and r.header is not None
+                                     and r.header["kind"] == "lossless", timeout=10)
+                assert item.header is not None
+                joined[item.header["viewport"]] = item
+            for vp, old in settled.items():
+                new = joined[vp]
+                assert new.header is not None and old.header is not None
+                assert new.payload == old.payload
+                assert new.header["frame_seq"] == old.header["frame_seq"]
+                state = b.last_state(vp)  # the state came first, as for any frame
+                assert state["view"] == a.last_state(vp)["view"] and not state["coarse"]
+            with pytest.raises(TimeoutError):  # nothing was rendered again for the first client
+                await a.until(lambda r: r.is_frame, timeout=1.5)
+            # both clients get what follows
+            seq = await b.send("page", "v0", delta=1)
+            for client in (a, b):
+                await client.frame(viewport="v0", kind="lossless", input_seq=seq, timeout=30)
+            await b.close()
+            await a.close()
+    run(go())

@@ -311,11 +311,13 @@ def test_petct_layouts_fuse_and_sync_the_crosshair(server: ServerProcess,
                 normal = np.cross(plane["row_dir"], plane["col_dir"])
                 assert abs((point - np.array(plane["center_lps"])) @ normal) < 0.01
             # The PET MIP swivels as a cine.
+            # (Read the socket until the turn shows: the client's log holds only what it read.)
             await client.send("cine", viewport="v3", action="start", fps=5)
-            await client.frame(viewport="v3", input_seq=0)
-            await asyncio.sleep(0.6)
+            turned = await client.until(lambda r: r.event is not None and r.event["type"] ==
+                                        "state" and r.event["viewport"] == "v3" and
+                                        r.event["view"]["orbit_deg"][0] > 0, timeout=15)
+            assert turned.event is not None and turned.event["view"]["render3d"] is not None
             await client.send("cine", viewport="v3", action="stop")
-            assert client.last_state("v3")["view"]["orbit_deg"][0] > 0
             await client.close()
     run(go())
 
