@@ -53,8 +53,11 @@ class WebSocketSink:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.wants_lossy = True
+        self.wants_lossless = True
 
     async def send_frame(self, frame: SentFrame) -> None:
+        if frame.kind == "lossless" and not self.wants_lossless:
+            return
         if not self.ws.closed:
             await self.ws.send_bytes(pack_frame(frame.header(), frame.payload))
 

@@ -79,7 +79,9 @@ class SentFrame:
 
 
 class FrameSink(Protocol):
-    wants_lossy: bool
+    wants_lossy: bool  # interactive (lossy) frames too, not only the settled ones
+    wants_lossless: bool  # the lossless frames' PNG bytes (a WebRTC peer's video takes the
+    # pixels in any case)
 
     async def send_frame(self, frame: SentFrame) -> None: ...
 
@@ -212,7 +214,8 @@ class Session:
             return
         if kind == "frames":
             if sink is not None:
-                sink.wants_lossy = bool(message.get("lossy", True))
+                sink.wants_lossy = bool(message.get("lossy", sink.wants_lossy))
+                sink.wants_lossless = bool(message.get("lossless", sink.wants_lossless))
             return
         if kind == "crosshair":
             await self._crosshair(message)

@@ -335,6 +335,7 @@ class RenderPeer:
     feeds one :class:`RenderVideoTrack` per viewport and a ``control`` data channel."""
 
     wants_lossy = True
+    wants_lossless = True  # over the data channel; a client with the WebSocket says false
 
     def __init__(self, session: Session, *, quality: VideoQuality = QUALITY,
                  on_closed: Any = None) -> None:
@@ -396,7 +397,7 @@ class RenderPeer:
         track = self.tracks.get(frame.viewport)
         if track is not None:
             track.push(frame.pixels, frame.width, frame.height)
-        if frame.kind == "lossless":
+        if frame.kind == "lossless" and self.wants_lossless:
             self._lossless.pop(frame.viewport, None)
             self._lossless[frame.viewport] = frame
             self._flush_lossless()

@@ -199,6 +199,7 @@ def _webrtc(site: Site, shots: Path) -> dict[str, Any]:
                 return d / now.length > 2; }})()""", polling=100)
             v.page.wait_for_function(SETTLED)
             out["slice_after"] = v.js("window.voxcast.states.v0.view.slice_index")
+            out["channel_frame_bytes"] = v.js("window.voxcast.webrtcChannelFrameBytes || 0")
             out["seen"] = v.js("window.seen")
             # the canvas on top holds the lossless frame: the pixels of POST /api/render
             view = v.js("window.voxcast.states.v0.view")
@@ -304,6 +305,8 @@ def test_viewer_shows_webrtc_video_and_the_lossless_settle(site: Site, tmp_path:
     assert "video" in out["seen"]["picture"] and out["picture"] == "canvas", out["seen"]
     # once video flows the WebSocket brings settle frames only (no JPEG)
     assert out["seen"]["kind"] and set(out["seen"]["kind"]) == {"lossless"}, out["seen"]
+    # and the control channel does not repeat those PNGs (it carries events only)
+    assert out["channel_frame_bytes"] == 0, out["channel_frame_bytes"]
     assert out["canvas_shape"] == out["reference_shape"]
     assert out["max_diff"] is not None and out["max_diff"] <= 1, out["max_diff"]
     # petct-1x3 is CT, PET, fusion: the third track is the fused (coloured) one

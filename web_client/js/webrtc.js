@@ -134,9 +134,12 @@ class VideoLink {
     try {
       const pc = this.pc = new RTCPeerConnection({ iceServers: [] }); // nothing outside is contacted
       receivers = this.viewports.map(() => pc.addTransceiver('video', { direction: 'recvonly' }).receiver);
-      // The server expects this channel; what it sends there also comes over the WebSocket.
+      // The server expects this channel. Its events also come over the WebSocket, which brings
+      // the lossless PNGs too: the channel is told not to repeat them (hundreds of KB a settle).
       this.channel = pc.createDataChannel('control');
       this.channel.onclose = () => this.fail('data channel closed');
+      this.channel.onopen = () => this.channel.send(JSON.stringify({ type: 'frames', lossless: false, seq: 0 }));
+      this.channel.onmessage = (ev) => { if (typeof ev.data !== 'string') vox.webrtcChannelFrameBytes = (vox.webrtcChannelFrameBytes || 0) + (ev.data.byteLength ?? ev.data.size ?? 0); };
       pc.onconnectionstatechange = () => this.onConnectionState();
       this.after(CONNECT_TIMEOUT_MS, () => {
         if (this.state === 'connecting' && pc.connectionState !== 'connected') this.fail('ICE/DTLS did not connect in time');
