@@ -10,7 +10,7 @@ import { defineStrings } from './i18n.js';
 import { sub, norm } from './geometry.js';
 
 defineStrings({
-  zh: { toolCpr: '曲面重建(CPR)', cprHint: '依次点击中心线上的点，双击或回车完成' },
+  zh: { toolCpr: '曲面CPR', cprHint: '依次点击中心线上的点，双击或回车完成' },
   en: { toolCpr: 'CPR', cprHint: 'Click points along the centreline; double-click or Enter to finish' },
 });
 

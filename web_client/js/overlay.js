@@ -60,7 +60,8 @@ export function cornerText(vp, compact = false) {
   if (!view.render3d) br.push(`${t('zoom')}: ${fmtNum((view.zoom || 1) * 100, 0)}%`);
   if (view.rotation_deg) br.push(`${t('rotate')}: ${fmtNum(view.rotation_deg, 0)}°`);
   if (view.invert) br.push(t('invert'));
-  if (st.coarse || vp.lastKind === 'lossy') br.push(t('lossy'));
+  // what is on screen: an interactive JPEG frame or the video, not yet the lossless settle
+  if (vp.lastKind === 'lossy' || vp.el.dataset.picture === 'video') br.push(t('lossy'));
   if (compact) {  // a phone-sized viewport: who, what, which image, which window
     const image = bl.find((l) => l.startsWith(`${t('image')}:`)) || bl.find((l) => l.startsWith('3D') || l.startsWith('CPR')) || '';
     return { tl: [name], tr: [[tr[3].split('  ')[0], corner.manufacturer_model_name].filter(Boolean).join(' ')], bl: [image], br: br.slice(0, 1) };

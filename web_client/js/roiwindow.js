@@ -10,8 +10,8 @@ import { AREA_KINDS } from './annotations.js';
 import { t, defineStrings } from './i18n.js';
 
 defineStrings({
-  zh: { toolRoiWindow: 'ROI自动窗', toolRoiWindowEllipse: 'ROI自动窗(椭圆)', autoWl: '自动窗', autoWlHint: '按此ROI的0.5–99.5%分位设定窗宽窗位' },
-  en: { toolRoiWindow: 'ROI auto W/L', toolRoiWindowEllipse: 'ROI auto W/L (ellipse)', autoWl: 'Auto W/L', autoWlHint: "Window to this ROI's 0.5–99.5th percentile" },
+  zh: { toolRoiWindow: '矩形自动窗', toolRoiWindowEllipse: '椭圆自动窗', autoWl: '自动窗', autoWlHint: '按此ROI的0.5–99.5%分位设定窗宽窗位' },
+  en: { toolRoiWindow: 'Rect auto W/L', toolRoiWindowEllipse: 'Ellipse auto W/L', autoWl: 'Auto W/L', autoWlHint: "Window to this ROI's 0.5–99.5th percentile" },
 });
 
 /** Set a viewport's window; `vox.roiWindow` records what was applied (and from which ROI). */
