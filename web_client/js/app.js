@@ -7,6 +7,8 @@
 export const vox = window.voxcast = {
   sessionId: null, layout: null, states: {}, frames: {}, measurements: {}, annotations: [],
   errors: [], selected: null, status: 'connecting', tool: null, transport: 'websocket',
+  // timing (ms since the page started): input seq → sent, frames drawn, the first frames
+  sentAt: {}, drawn: [], firstFrameMs: null, firstLosslessMs: null,
 };
 
 export const app = {
@@ -42,10 +44,26 @@ export function recordError(e) {
   if (vox.errors.length > 100) vox.errors.shift();
 }
 
+const TIMING_LOG = 2000;
+
 /** Send one protocol message over the session; its seq, or -1 when not connected. */
 export function send(msg) {
   if (!app.client) return -1;
-  return app.client.send(msg);
+  const seq = app.client.send(msg);
+  if (seq >= 0) {  // input → picture timing, for the benchmark and integrators' monitoring
+    vox.sentAt[seq] = performance.now();
+    delete vox.sentAt[seq - TIMING_LOG];
+  }
+  return seq;
+}
+
+/** Note a frame drawn (performance.now() ms), for input → picture timing. */
+export function noteDrawn(viewport, header) {
+  const t = performance.now();
+  if (vox.firstFrameMs === null) vox.firstFrameMs = t;
+  if (vox.firstLosslessMs === null && header.kind === 'lossless') vox.firstLosslessMs = t;
+  vox.drawn.push({ viewport, t, input_seq: header.input_seq, kind: header.kind, width: header.width, bytes: header.bytes });
+  if (vox.drawn.length > TIMING_LOG) vox.drawn.splice(0, vox.drawn.length - TIMING_LOG);
 }
 
 const waiting = new Map(); // seq → {resolve, reject, type}

@@ -165,10 +165,19 @@ defineTool({
 });
 
 
-// Reference lines in a viewport depend on the other viewports' planes: redraw them all (once
-// per animation frame) when any plane changes.
+// Reference lines in a viewport depend on the other viewports' planes: once per animation
+// frame, redraw the viewports drawn before another viewport's plane last changed.
 let redraw = 0;
+const changedAt = new Map();  // viewport → performance.now() of its last plane change
 on('state', (vp, ev, before) => {
-  if (redraw || ev.unchanged || !vp.isPlanar || JSON.stringify(ev.geometry?.plane) === JSON.stringify(before?.geometry?.plane)) return;
-  redraw = requestAnimationFrame(() => { redraw = 0; for (const v of app.viewports) v.renderOverlay(); });
+  if (ev.unchanged || !vp.isPlanar || JSON.stringify(ev.geometry?.plane) === JSON.stringify(before?.geometry?.plane)) return;
+  changedAt.set(vp, performance.now());
+  if (redraw) return;
+  redraw = requestAnimationFrame(() => {
+    redraw = 0;
+    for (const v of app.viewports) {
+      const newest = Math.max(-Infinity, ...[...changedAt].filter(([o]) => o !== v && app.viewports.includes(o)).map(([, t]) => t));
+      if (newest > (v.overlayAt || 0)) v.renderOverlay();
+    }
+  });
 });

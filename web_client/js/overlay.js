@@ -71,14 +71,27 @@ export function cornerText(vp, compact = false) {
 
 const measure = document.createElement('canvas').getContext('2d');
 
+const textWidths = new Map();  // "fs|text" → width in CSS px (the corners repeat on every frame)
+
+function textWidth(text, fs) {
+  const key = `${fs}|${text}`;
+  let w = textWidths.get(key);
+  if (w === undefined) {
+    measure.font = `${fs}px system-ui, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif`;
+    w = measure.measureText(text).width;
+    if (textWidths.size > 4000) textWidths.clear();
+    textWidths.set(key, w);
+  }
+  return w;
+}
+
 /** `text` cut (with an ellipsis) to at most `px` CSS pixels wide in the overlay's font. */
 function fitText(text, px, fs) {
-  measure.font = `${fs}px system-ui, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif`;
-  if (measure.measureText(text).width <= px) return text;
+  if (textWidth(text, fs) <= px) return text;
   let lo = 0, hi = text.length;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (measure.measureText(`${text.slice(0, mid)}…`).width <= px) lo = mid; else hi = mid - 1;
+    if (textWidth(`${text.slice(0, mid)}…`, fs) <= px) lo = mid; else hi = mid - 1;
   }
   return lo ? `${text.slice(0, lo)}…` : '';
 }

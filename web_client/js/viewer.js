@@ -6,7 +6,7 @@
 import { api, getToken, withToken } from './api.js';
 import { SessionClient } from './session.js';
 import { Viewport } from './viewport.js';
-import { app, vox, on, emit, send, answer, recordError, isPhone, setPressed } from './app.js';
+import { app, vox, on, emit, send, answer, recordError, isPhone, setPressed, noteDrawn } from './app.js';
 import { allTools, getTool, GROUPS } from './tools.js';
 import { t, applyI18n, bindLangToggle, onLangChange, defineStrings } from './i18n.js';
 import './overlay.js';
@@ -158,6 +158,7 @@ function buildGrid(layout, viewports) {
       onSelect: select,
       onFrameDrawn: (p, h) => {
         vox.frames[p.id] = { seq: h.frame_seq, input_seq: h.input_seq, kind: h.kind, encoding: h.encoding, width: h.width, height: h.height, view_width: h.view_width, view_height: h.view_height };
+        noteDrawn(p.id, h);
         if (app.statusKey !== 'error' && app.statusKey !== 'reconnecting') setStatus(allDrawn() ? 'ready' : 'loading');
         emit('frame', p, h);
       },

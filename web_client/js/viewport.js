@@ -10,6 +10,7 @@ import { emit } from './app.js';
 const SVG = 'http://www.w3.org/2000/svg';
 const MAX_SIDE = 1024;
 const LONG_PRESS_MS = 550;
+const IDLE_MS = 20;  // input this long after the last message is sent at once
 
 export function svgEl(name, attrs = {}) {
   const el = document.createElementNS(SVG, name);
@@ -48,6 +49,7 @@ export class Viewport {
     this.pointers = new Map();
     this.lastTap = 0;
     this.pageRemainder = 0;
+    this.lastFlush = 0;
 
     this.el = document.createElement('div');
     this.el.className = 'viewport';
@@ -136,21 +138,26 @@ export class Viewport {
   drawFrame(header, image) {
     if (header.frame_seq <= this.lastSeq) return Promise.resolve();
     const type = header.encoding === 'png' ? 'image/png' : 'image/jpeg';
+    header.bytes = image.byteLength;
     return createImageBitmap(new Blob([image], { type })).then((bmp) => {
       if (header.frame_seq <= this.lastSeq) { bmp.close(); return; }
       this.lastSeq = header.frame_seq;
+      const kindChanged = this.lastKind !== header.kind;
       this.lastKind = header.kind;
       // The canvas holds the view's full output size (the plane's, or a CPR's, whose height
       // follows the centreline's length); interactive frames may come smaller and are scaled.
       const [W, H] = this.state?.geometry ? this.outSize() : [header.view_width || header.width, header.view_height || header.height];
-      if (this.canvas.width !== W || this.canvas.height !== H) { this.canvas.width = W; this.canvas.height = H; }
+      const resized = this.canvas.width !== W || this.canvas.height !== H;
+      if (resized) { this.canvas.width = W; this.canvas.height = H; }
       this.ctx.imageSmoothingEnabled = true;
       this.ctx.drawImage(bmp, 0, 0, W, H);
       bmp.close();
       this.el.classList.add('has-frame');
       this.el.dataset.frameKind = header.kind;
       this.hooks.onFrameDrawn(this, header);
-      this.renderOverlay();
+      // the state event drew the overlay already; it changes with the frame only in the 'lossy'
+      // mark and when the output size (and so the fit) changed
+      if (kindChanged || resized || this.overlayState !== this.state) this.renderOverlay();
     });
   }
 
@@ -159,6 +166,8 @@ export class Viewport {
   // ---- overlay ----------------------------------------------------------------------------
 
   renderOverlay() {
+    this.overlayState = this.state;
+    this.overlayAt = performance.now();
     const svg = this.svg;
     svg.replaceChildren();
     const f = this.fit();
@@ -178,11 +187,16 @@ export class Viewport {
     else if (kind === 'zoom') { p.zoom *= value.factor; p.zoomAt = value.at; }
     else if (kind === 'pan') { p.pan[0] += value[0]; p.pan[1] += value[1]; }
     else if (kind === 'orbit') { p.orbit[0] += value[0]; p.orbit[1] += value[1]; }
-    if (!this.rafId) this.rafId = requestAnimationFrame(() => this.flush());
+    if (this.rafId) return;
+    // The first input after a pause goes out at once; a stream of them is coalesced to one
+    // message per animation frame.
+    if (performance.now() - this.lastFlush > IDLE_MS) this.flush();
+    else this.rafId = requestAnimationFrame(() => this.flush());
   }
 
   flush() {
     this.rafId = 0;
+    this.lastFlush = performance.now();
     const p = this.pending;
     this.pending = null;
     if (!p) return;
