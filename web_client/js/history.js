@@ -125,12 +125,10 @@ function sharedFrame() {
 /** Two planar viewports in one (known) frame of reference. */
 const sameFrame = (a, b) => a?.isPlanar && b?.isPlanar && !!frameOfReference(a) && frameOfReference(a) === frameOfReference(b);
 
-/** Resolves once every viewport of the session has sent a state with a plane. */
-function planesShown() {
+/** Resolves once `ready()` holds, checked now and after every state event. */
+function when(ready) {
   return new Promise((resolve) => {
-    const check = () => {
-      if (app.viewports.length && app.viewports.every((v) => v.plane || v.view?.render3d)) { off(); resolve(); }
-    };
+    const check = () => { if (ready()) { off(); resolve(); } };
     const off = on('state', check);
     check();
   });
@@ -152,11 +150,7 @@ function alignPriors() {
     flip_vertical: false, zoom: 1, pan_px: [0, 0] } });
     turned.push(vp);
   }
-  return new Promise((resolve) => {
-    const check = () => { if (turned.every((vp) => vp.plane && parallel(vp.plane, first.plane))) { off(); resolve(); } };
-    const off = on('state', check);
-    check();
-  });
+  return when(() => turned.every((vp) => vp.plane && parallel(vp.plane, first.plane)));
 }
 
 /** Move each prior viewport in the current one's frame of reference to its patient position. */
@@ -175,7 +169,7 @@ export async function compare(uid) {
   await openSession(app.layouts.some((l) => l.name === '1x2') ? '1x2' : vox.layout, { priors: [uid] });
   setSync(true);
   render();
-  await planesShown();
+  await when(() => app.viewports.length > 0 && app.viewports.every((v) => v.plane || v.view?.render3d));
   await alignPriors();
   syncToCurrent();
   vox.compareAligned = true;

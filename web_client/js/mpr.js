@@ -17,6 +17,7 @@ defineStrings({
 });
 
 export const VIEWPORT_COLOURS = ['#ff5c5c', '#4cd964', '#4ca6ff', '#ffcc33', '#d97aff', '#33e0e0', '#ff9f40', '#a0a0ff', '#ff7ab6'];
+const changedAt = new Map();  // viewport → performance.now() of its last plane change
 const HIT_PX = 8;          // how close to a line a press grabs it
 const CENTRE_PX = 18;      // presses this close to the crosshair centre move the point
 
@@ -107,7 +108,7 @@ on('ev:crosshair', (ev) => {
   vox.crosshair = app.crosshair;
   for (const v of app.viewports) v.renderOverlay();
 });
-on('session', () => { app.crosshair = null; vox.crosshair = null; });
+on('session', () => { app.crosshair = null; vox.crosshair = null; changedAt.clear(); });
 
 // ---- the tool ----------------------------------------------------------------------------
 
@@ -168,7 +169,6 @@ defineTool({
 // Reference lines in a viewport depend on the other viewports' planes: once per animation
 // frame, redraw the viewports drawn before another viewport's plane last changed.
 let redraw = 0;
-const changedAt = new Map();  // viewport → performance.now() of its last plane change
 on('state', (vp, ev, before) => {
   if (ev.unchanged || !vp.isPlanar || JSON.stringify(ev.geometry?.plane) === JSON.stringify(before?.geometry?.plane)) return;
   changedAt.set(vp, performance.now());

@@ -5,7 +5,7 @@
 // explains how they talk).
 import { api, getToken, withToken } from './api.js';
 import { SessionClient } from './session.js';
-import { Viewport } from './viewport.js';
+import { Viewport, outputSize } from './viewport.js';
 import { app, vox, on, emit, send, answer, recordError, isPhone, setPressed, noteDrawn } from './app.js';
 import { allTools, getTool, GROUPS } from './tools.js';
 import { t, applyI18n, bindLangToggle, onLangChange, defineStrings } from './i18n.js';
@@ -70,10 +70,7 @@ function showError(err) {
 
 function gridSize(columns, rows) {
   const g = $('#grid');
-  const dpr = window.devicePixelRatio || 1;
-  const w = (g.clientWidth / columns) * dpr, h = (g.clientHeight / rows) * dpr;
-  const k = Math.min(1, 1024 / Math.max(w, h, 1));
-  return [Math.max(16, Math.round(w * k)), Math.max(16, Math.round(h * k))];
+  return outputSize(g.clientWidth / columns, g.clientHeight / rows);
 }
 
 /** Series facts of the session (the server's list when it sends one), keyed by UID. */

@@ -4,7 +4,7 @@
 // (tools.js); drag input becomes protocol messages, coalesced to one per animation frame.
 // Overlay layers (four corners, annotations, reference lines, …) register with defineLayer().
 import { getTool } from './tools.js';
-import { lpsToPx, pxToLps, normalOf, distanceFromPlane } from './geometry.js';
+import { lpsToPx, pxToLps, normalOf, distanceFromPlane, dot } from './geometry.js';
 import { emit } from './app.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -22,6 +22,14 @@ export function fmtNum(v, digits = 2) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
   if (digits === 0) return String(Math.round(v));
   return v.toFixed(Math.abs(v) >= 100 ? 1 : digits);
+}
+
+/** Output pixels for a box of CSS size (w, h): × devicePixelRatio, the longer side at most 1024. */
+export function outputSize(cssW, cssH) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(16, cssW * dpr), h = Math.max(16, cssH * dpr);
+  const k = Math.min(1, MAX_SIDE / Math.max(w, h));
+  return [Math.max(16, Math.round(w * k)), Math.max(16, Math.round(h * k))];
 }
 
 const LAYERS = [];
@@ -66,13 +74,7 @@ export class Viewport {
   // ---- geometry ---------------------------------------------------------------------------
 
   /** The output size: the viewport's content box × devicePixelRatio, the longer side at most 1024. */
-  wantedSize() {
-    const dpr = window.devicePixelRatio || 1;
-    let w = Math.max(16, this.el.clientWidth * dpr), h = Math.max(16, this.el.clientHeight * dpr);
-    const k = Math.min(1, MAX_SIDE / Math.max(w, h));
-    w = Math.max(16, Math.round(w * k)); h = Math.max(16, Math.round(h * k));
-    return [w, h];
-  }
+  wantedSize() { return outputSize(this.el.clientWidth, this.el.clientHeight); }
 
   get plane() { return this.state?.geometry?.plane || null; }
 
@@ -121,7 +123,7 @@ export class Viewport {
   showsPoint(q, normal = null) {
     const p = this.plane;
     if (!p || this.view?.render3d) return false;
-    if (normal && Math.abs(normal[0] * normalOf(p)[0] + normal[1] * normalOf(p)[1] + normal[2] * normalOf(p)[2]) < 0.999) return false;
+    if (normal && Math.abs(dot(normal, normalOf(p))) < 0.999) return false;
     const tol = Math.max(0.5 * (this.state?.slice?.spacing_mm || 1), 0.5 * (this.view?.slab?.thickness_mm || 0), 0.05);
     return Math.abs(distanceFromPlane(p, q)) <= tol;
   }
