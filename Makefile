@@ -1,6 +1,7 @@
 # VoxCast — two commands do all the set-up on a fresh machine:
 #   make serve   create .venv, install, import the demo study, start the server
 #   make test    install what the tests need (Python packages, dcmtk) and run the test suite
+#   make bench   install the reference tools (VTK, matplotlib, dcmtk) and run voxcast bench
 
 PYTHON    ?= python3
 VENV      ?= .venv
@@ -9,8 +10,9 @@ VOXCAST   := $(VENV)/bin/voxcast
 DATA_DIR  ?= ./voxcast-data
 DEMO      ?= ../shared/data/petct-acrin042
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --quick
 
-.PHONY: serve test install install-test system-test-deps demo bench-ingest clean
+.PHONY: serve test bench install install-test install-bench system-test-deps system-bench-deps demo bench-ingest clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +24,13 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
 install: $(VENV)/.installed
+
+install-bench: $(VENV)/.installed-bench
 
 install-test: $(VENV)/.installed-test
 
@@ -33,6 +41,11 @@ install-test: $(VENV)/.installed-test
 # viewer's screenshots (Simplified Chinese by default) show its text.
 SYSTEM_TEST_PACKAGES = dcmtk libegl-mesa0 libgl1-mesa-dri chromium iproute2 util-linux \
                        fonts-wqy-microhei
+# voxcast bench needs only dcmtk (the ingest peer and ceiling) and Mesa (VTK offscreen).
+SYSTEM_BENCH_PACKAGES = dcmtk libegl-mesa0 libgl1-mesa-dri
+system-bench-deps:
+	@$(MAKE) --no-print-directory system-test-deps SYSTEM_TEST_PACKAGES="$(SYSTEM_BENCH_PACKAGES)"
+
 system-test-deps:
 	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -63,6 +76,11 @@ serve: demo
 
 test: install-test system-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The benchmark suite: `make bench` is the quick run (under 2 minutes); the full reference run
+# is `make bench BENCH_ARGS="--out benchmarks/results/cpu-2core"` (see benchmarks/results).
+bench: install-bench system-bench-deps
+	$(VOXCAST) bench $(BENCH_ARGS)
 
 bench-ingest: install-test system-test-deps
 	$(PY) -m benchmarks.ingest

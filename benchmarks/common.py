@@ -72,24 +72,134 @@ def drop_page_cache() -> bool:
     return True
 
 
+# The libraries whose versions a result depends on (distribution names).
+LIBRARIES = ("numpy", "numba", "cupy-cuda12x", "vtk", "SimpleITK", "pydicom", "pynetdicom",
+             "pylibjpeg", "zarr", "numcodecs", "aiohttp", "aiortc", "av", "simplejpeg",
+             "Pillow", "SQLAlchemy", "matplotlib")
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0].strip("$ ") if out.strip() else None
+
+
+def gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs as ``nvidia-smi`` reports them (name, driver, memory); [] for none."""
+    line = "name,driver_version,memory.total"
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={line}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    return [dict(zip(("name", "driver", "memory"), (c.strip() for c in row.split(",")),
+                     strict=False)) for row in out.stdout.strip().splitlines() if row.strip()]
+
+
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on: CPU model and cores, memory, GPUs and their driver,
+    Python, the operating system and the versions of the libraries that matter."""
+    from importlib import metadata
+
     info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpus": os.cpu_count()}
+                            "cpus": os.cpu_count(),
+                            "cpus usable": len(os.sched_getaffinity(0))}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory GiB"] = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
-    try:
-        out = subprocess.run(["storescu", "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
-        info["dcmtk"] = out.splitlines()[0].strip("$ ") if out else None
-    except (OSError, subprocess.SubprocessError):
-        info["dcmtk"] = None
+    info["gpus"] = gpus()
+    info["dcmtk"] = _first_line(["storescu", "--version"])
+    libraries: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    info["libraries"] = libraries
     return info
+
+
+def machine_line(info: dict[str, Any] | None = None) -> str:
+    """One line for a report: CPU, cores, memory, GPU and driver, Python."""
+    info = info or machine()
+    gpu = "; ".join(f"{g.get('name')} (driver {g.get('driver')}, {g.get('memory')})"
+                    for g in info.get("gpus") or []) or "no GPU"
+    return (f"{info.get('cpu', 'unknown CPU')}, {info.get('cpus usable', info.get('cpus'))} "
+            f"cores, {info.get('memory GiB', '?')} GiB, {gpu}; Python {info.get('python')}")
+
+
+# -- progress ----------------------------------------------------------------------------------
+# A benchmark prints "» steps N" once and "» label" before each step; ``voxcast bench`` reads
+# these lines from the benchmark's output to draw its progress bar.
+
+STEP_MARK = "» "
+
+
+def plan_steps(n: int) -> None:
+    print(f"{STEP_MARK}steps {n}", flush=True)
+
+
+def step(label: str) -> None:
+    print(f"{STEP_MARK}{label}", flush=True)
+
+
+# -- guards and ratios -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guard:
+    """One correctness check made before timing: ``value`` against ``limit`` (``<=``, or
+    ``>=`` for ``at_least``). A benchmark whose guard fails exits with status 1."""
+
+    name: str
+    value: float
+    limit: float
+    at_least: bool = False
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        if self.value != self.value:  # NaN
+            return False
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ratio:
+    """VoxCast against a baseline tool on the same work, measured in the same run.
+
+    ``speedup`` > 1 means VoxCast is better: baseline / VoxCast for times, VoxCast / baseline
+    for rates (``higher_is_better``)."""
+
+    name: str
+    baseline: str
+    voxcast_value: float
+    baseline_value: float
+    unit: str
+    higher_is_better: bool = False
+    guard_passed: bool = True
+
+    @property
+    def speedup(self) -> float:
+        num, den = ((self.voxcast_value, self.baseline_value) if self.higher_is_better
+                    else (self.baseline_value, self.voxcast_value))
+        return num / den if den and den == den and num == num else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "speedup": self.speedup}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -133,6 +243,8 @@ class Report:
     summary: str = ""
     # False: the table of rows shows median, p95, min, max and the count instead of every sample.
     samples_in_markdown: bool = True
+    guards: list[Guard] = field(default_factory=list)
+    ratios: list[Ratio] = field(default_factory=list)
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -141,7 +253,14 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "machine": machine(),
                 "facts": self.facts, "notes": self.notes, "details": self.details,
-                "rows": [{**asdict(r), **r.stats()} for r in self.rows]}
+                "guards": [g.to_json() for g in self.guards],
+                "guard_passed": self.guard_passed,
+                "ratios": [r.to_json() for r in self.ratios],
+                "rows": [{**asdict(r), **r.stats(), "count": len(r.samples)} for r in self.rows]}
+
+    @property
+    def guard_passed(self) -> bool:
+        return all(g.passed for g in self.guards)
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", ""]
@@ -165,6 +284,10 @@ class Report:
             lines += ["", "| fact | value |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v) if isinstance(v, float) else v} |"
                       for k, v in self.facts.items()]
+        if self.ratios:
+            lines += ["", "## VoxCast against the baselines (same run)", "", ratio_table(self.ratios)]
+        if self.guards:
+            lines += ["", "## Correctness guards (before timing)", "", guard_table(self.guards)]
         for title, body in self.sections:
             lines += ["", f"## {title}", "", body]
         if self.notes:
@@ -199,3 +322,19 @@ def table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def ratio_table(ratios: Iterable[Ratio]) -> str:
+    rows = [[r.name, r.baseline, f"{fmt(r.voxcast_value)} {r.unit}",
+             f"{fmt(r.baseline_value)} {r.unit}", f"**{r.speedup:.2f}x**" if r.speedup >= 1
+             else f"{r.speedup:.2f}x", "passed" if r.guard_passed else "**FAILED**"]
+            for r in ratios]
+    return table(rows, ["figure", "baseline", "VoxCast", "baseline", "VoxCast advantage",
+                        "guard"])
+
+
+def guard_table(guards: Iterable[Guard]) -> str:
+    rows = [[g.name, f"{g.value:.4g} {g.unit}".strip(),
+             f"{'≥' if g.at_least else '≤'} {g.limit:g} {g.unit}".strip(),
+             "yes" if g.passed else "**NO**"] for g in guards]
+    return table(rows, ["check", "value", "limit", "passed"])

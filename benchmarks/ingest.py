@@ -45,15 +45,19 @@ from typing import Any
 from benchmarks.common import (
     DEFAULT_OUT,
     REPO,
+    Guard,
+    Ratio,
     Report,
     Row,
-    drop_page_cache,
     free_port,
     median,
+    plan_steps,
     shared_data_dir,
     table,
     timed,
 )
+from benchmarks.common import step as progress_step
+from benchmarks.ingest_volumes import bench_build_and_read
 
 VOXCAST_AE = "VOXCAST"
 
@@ -195,8 +199,10 @@ def storescu(port: int, ae_title: str, files: list[Path], *, nodelay: bool) -> f
 
 # -- 1. C-STORE throughput -----------------------------------------------------------------
 
-def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) -> Path:
-    """Returns a VoxCast data directory holding the CT (for the build and read benchmarks)."""
+def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int,
+                 quick: bool = False) -> Path:
+    """Returns a VoxCast data directory holding the CT (for the build and read benchmarks).
+    ``quick``: only storescp (the ceiling) and VoxCast, both with TCP_NODELAY."""
     n = len(files)
     for f in files:  # page cache warm for every peer alike
         f.read_bytes()
@@ -221,28 +227,30 @@ def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) ->
                     echoes["storescp"] = echo_ms(port, "STORESCP")
             if not ignore:
                 got = sum(1 for _ in target.iterdir())
-                if got != n:
-                    raise RuntimeError(f"storescp wrote {got} of {n} files")
+                report.guards.append(Guard(name="storescp wrote every instance sent",
+                                           value=got, limit=n, at_least=True, unit="files"))
             shutil.rmtree(target, ignore_errors=True)
         return out
 
+    progress_step("C-STORE to dcmtk storescp (the ceiling)")
     ceiling = row("storescp (writes files), TCP_NODELAY=1 both sides",
                   storescp_runs(True, False), "ceiling; no fsync")
-    row("storescp (writes files), no TCP_NODELAY", storescp_runs(False, False),
-        "dcmtk default: Nagle / delayed ACK per C-STORE")
-    row("storescp --ignore (receive only), TCP_NODELAY=1", storescp_runs(True, True),
-        "network + DIMSE only")
+    if not quick:
+        row("storescp (writes files), no TCP_NODELAY", storescp_runs(False, False),
+            "dcmtk default: Nagle / delayed ACK per C-STORE")
+        row("storescp --ignore (receive only), TCP_NODELAY=1", storescp_runs(True, True),
+            "network + DIMSE only")
+        nulls = []
+        for _ in range(repeats):
+            with pynetdicom_null_scp() as port:
+                nulls.append(storescu(port, "NULLSCP", files, nodelay=True))
+        row("pynetdicom SCP storing nothing, storescu TCP_NODELAY=1", nulls,
+            "the DICOM library alone, in one Python process")
 
-    nulls = []
-    for _ in range(repeats):
-        with pynetdicom_null_scp() as port:
-            nulls.append(storescu(port, "NULLSCP", files, nodelay=True))
-    row("pynetdicom SCP storing nothing, storescu TCP_NODELAY=1", nulls,
-        "the DICOM library alone, in one Python process")
-
+    progress_step("C-STORE to voxcast serve")
     kept: Path | None = None
     results: dict[bool, list[float]] = {}
-    for nodelay in (True, False):
+    for nodelay in (True,) if quick else (True, False):
         runs = []
         for _ in range(repeats):
             data_dir = work / f"voxcast-{uuid.uuid4().hex}"
@@ -250,7 +258,9 @@ def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) ->
                 runs.append(storescu(port, VOXCAST_AE, files, nodelay=nodelay))
                 if "VoxCast" not in echoes:
                     echoes["VoxCast"] = echo_ms(port, VOXCAST_AE)
-            _check_archived(data_dir, n)
+            report.guards.append(Guard(name="VoxCast archived every instance sent (catalog rows)",
+                                       value=_archived(data_dir), limit=n, at_least=True,
+                                       unit="instances"))
             if kept is None:
                 kept = data_dir
             else:
@@ -258,8 +268,14 @@ def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) ->
         results[nodelay] = runs
     vox = row("VoxCast serve, storescu TCP_NODELAY=1", results[True],
               "fsync per file + SQLite commit (synchronous=FULL) before each response")
-    row("VoxCast serve, storescu without TCP_NODELAY", results[False],
-        "VoxCast sets TCP_NODELAY on its side only")
+    if not quick:
+        row("VoxCast serve, storescu without TCP_NODELAY", results[False],
+            "VoxCast sets TCP_NODELAY on its side only")
+    report.ratios.append(Ratio(
+        name="C-STORE of a 135-instance CT (storescu, one association)",
+        baseline="dcmtk storescp (ceiling: no fsync, no catalog)", voxcast_value=vox.value,
+        baseline_value=ceiling.value, unit="instances/s", higher_is_better=True,
+        guard_passed=report.guard_passed))
     for peer, samples in echoes.items():
         report.add(Row(name=f"echoscu run against {peer} (associate, C-ECHO, release)",
                        unit="ms", samples=samples, note="per-association overhead"))
@@ -269,7 +285,7 @@ def bench_cstore(report: Report, files: list[Path], work: Path, repeats: int) ->
     return kept
 
 
-def _check_archived(data_dir: Path, expected: int) -> None:
+def _archived(data_dir: Path) -> int:
     from sqlalchemy import func, select
 
     from ingest.catalog import Catalog, Instance
@@ -280,8 +296,7 @@ def _check_archived(data_dir: Path, expected: int) -> None:
             got = int(session.scalar(select(func.count(Instance.id))) or 0)
     finally:
         catalog.dispose()
-    if got != expected:
-        raise RuntimeError(f"VoxCast archived {got} of {expected} instances")
+    return got
 
 
 def check_scp_nodelay() -> bool:
@@ -525,96 +540,31 @@ def durability_floor_ms(folder: Path, payload: bytes, count: int = 60) -> dict[s
     return out
 
 
-# -- 3. volume build and reads ---------------------------------------------------------------
-
-def bench_build_and_read(report: Report, data_dir: Path, pet_files: list[Path],
-                         repeats: int) -> None:
-    from sqlalchemy import select
-
-    from ingest.catalog import Series
-    from streaming.runtime import Runtime
-    from streaming.settings import Settings
-
-    runtime = Runtime(Settings(data_dir=data_dir, series_quiet_seconds=3600))
-    try:
-        for f in pet_files:
-            runtime.ingest.store(f.read_bytes(), source="import", origin=f.name)
-        with runtime.catalog.session() as session:
-            series = [(s.series_instance_uid, s.modality) for s in session.scalars(
-                select(Series).where(Series.volume_state != "not_volumetric"))]
-        for uid, modality in series:
-            seconds = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                result = runtime.builder.build(uid)
-                seconds.append(time.perf_counter() - t0)
-                if not getattr(result, "ok", True):
-                    raise RuntimeError(f"build of {modality} {uid} failed: {result}")
-            with runtime.catalog.session() as session:
-                row = session.scalars(select(Series).where(
-                    Series.series_instance_uid == uid)).one()
-                volume_path = row.volume_path
-            handle = runtime.volumes.open(volume_path)
-            shape = tuple(handle.levels[0]["shape"])
-            report.add(Row(name=f"volume build {modality} {shape[0]}x{shape[1]}x{shape[2]}",
-                           unit="s", samples=seconds, note="SeriesBuilder.build",
-                           extra={"levels": [lv["shape"] for lv in handle.levels]}))
-            print(f"  build {modality} {shape}: {median(seconds):.2f} s", flush=True)
-            _bench_reads(report, runtime, volume_path, modality, shape, repeats)
-    finally:
-        runtime.close()
-
-
-def _bench_reads(report: Report, runtime: Any, volume_path: str, modality: str,
-                 shape: tuple[int, ...], repeats: int) -> None:
-    mid = shape[0] // 2
-    cold = drop_page_cache()
-    kind = "cold (page cache dropped)" if cold else "warm (cannot drop the page cache)"
-    cases: dict[str, Callable[[Any], object]] = {
-        "middle axial slice": lambda h: h.read_region(0, slice(mid, mid + 1), slice(None),
-                                                      slice(None)),
-        "full level 0": lambda h: h.read_level(0),
-    }
-    for label, read in cases.items():
-        open_ms, read_ms = [], []
-        for _ in range(max(repeats, 5)):
-            drop_page_cache()
-            t0 = time.perf_counter()
-            handle = runtime.volumes.open(volume_path)
-            t1 = time.perf_counter()
-            read(handle)
-            t2 = time.perf_counter()
-            open_ms.append(1000 * (t1 - t0))
-            read_ms.append(1000 * (t2 - t1))
-        report.add(Row(name=f"{modality} {label}, {kind}", unit="ms", samples=read_ms,
-                       note=f"open {median(open_ms):.1f} ms extra",
-                       extra={"open_ms": open_ms}))
-        print(f"  read {modality} {label}: {median(read_ms):.1f} ms ({kind})", flush=True)
-        handle = runtime.volumes.open(volume_path)
-        read(handle)
-        warm = [timed(functools.partial(read, handle)) * 1000 for _ in range(max(repeats, 5))]
-        report.add(Row(name=f"{modality} {label}, warm", unit="ms", samples=warm))
-
-
 # -- main ------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: one repeat; C-STORE to storescp and VoxCast only; no "
+                             "per-step profile; the CT's build and reads only")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3 (quick: 1)")
     parser.add_argument("--work", type=Path, default=None,
                         help="scratch folder (default: a temporary folder, removed after)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["cstore", "steps", "build"], help="leave a part out")
     args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    if args.quick:
+        args.skip = [*args.skip, "steps"]
 
     for tool in ("storescu", "storescp", "echoscu"):
         if shutil.which(tool) is None:
             parser.error(f"dcmtk's {tool} is not installed (Debian: apt-get install dcmtk)")
     data = shared_data_dir()
     ct = sorted((data / "petct-acrin042" / "CT").glob("*.dcm"))
-    pet = sorted((data / "petct-acrin042" / "PT_AC").glob("*.dcm"))
+    pet = [] if args.quick else sorted((data / "petct-acrin042" / "PT_AC").glob("*.dcm"))
     if len(ct) != 135:
         parser.error(f"the ACRIN CT (135 files) is not under {data}")
 
@@ -632,13 +582,17 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         data_dir: Path | None = None
+        plan_steps(sum((2 if p == "cstore" else 1) for p in ("cstore", "steps", "build")
+                       if p not in args.skip))
         if "cstore" not in args.skip:
             print("C-STORE throughput", flush=True)
-            data_dir = bench_cstore(report, ct, work, args.repeats)
+            data_dir = bench_cstore(report, ct, work, args.repeats, quick=args.quick)
         if "steps" not in args.skip:
+            progress_step("IngestService.store, step by step")
             print("IngestService.store steps", flush=True)
             bench_store_steps(report, ct, work, args.repeats)
         if "build" not in args.skip:
+            progress_step("volume build and reads")
             print("volume build and reads", flush=True)
             if data_dir is None:
                 data_dir = work / "build"
@@ -651,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                     service.store(f.read_bytes(), source="import", origin=f.name)
                 getattr(service, "close", lambda: None)()
                 catalog.dispose()
-            bench_build_and_read(report, data_dir, pet, args.repeats)
+            bench_build_and_read(report, data_dir, pet, args.repeats,
+                                 sources={"CT": ct, **({"PT": pet} if pet else {})})
     finally:
         if work_ctx is not None:
             work_ctx.cleanup()
@@ -659,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = report.write(args.out)
     print(report.to_markdown())
     print(f"wrote {json_path} and {md_path}")
+    if not report.guard_passed:
+        print("guard failed: " + "; ".join(g.name for g in report.guards if not g.passed),
+              file=sys.stderr)
+        return 1
     return 0
 
 

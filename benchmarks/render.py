@@ -41,7 +41,19 @@ import numpy as np
 import pydicom
 
 from benchmarks import render_cases as rc
-from benchmarks.common import DEFAULT_OUT, Report, Row, fmt, load_average, shared_data_dir, table
+from benchmarks.common import (
+    DEFAULT_OUT,
+    Guard,
+    Ratio,
+    Report,
+    Row,
+    fmt,
+    load_average,
+    plan_steps,
+    shared_data_dir,
+    step,
+    table,
+)
 from benchmarks.render_refs import configure_threads
 from ingest.assemble import assemble_series
 from render_engine.geometry import VolumeGeometry
@@ -168,6 +180,7 @@ def run_volume(vol: rc.BenchVolume, *, frames: int, size_3d: tuple[int, int], tr
     ]
     results = []
     for key, label, goal, build in cases:
+        step(f"{vol.label}: {label}")
         result = CaseResult(volume=vol.label, key=key, label=label, goal=goal)
         t0 = time.perf_counter()
         try:
@@ -209,19 +222,6 @@ def summary_table(results: list[CaseResult]) -> str:
                         "goal", "goal met?", "guard", "also timed"])
 
 
-def guard_table(results: list[CaseResult]) -> str:
-    rows = []
-    for r in results:
-        for c in r.checks:
-            rows.append([r.volume, r.label, c.name, f"{c.value:.4g}",
-                         f"{'≥' if c.at_least else '≤'} {c.limit:g}",
-                         "yes" if c.passed else "**NO**"])
-        if r.error:
-            rows.append([r.volume, r.label, "error", r.error.strip().splitlines()[-1], "",
-                         "**NO**"])
-    return table(rows, ["volume", "case", "check", "value", "limit", "passed"])
-
-
 SETTINGS_TEXT = """\
 - Threads: every tool gets the same number of threads (`--threads`, default: all cores):
   numba's thread pool (VoxCast), VTK's multithreader and SMP tools (STDThread back end),
@@ -254,6 +254,47 @@ SETTINGS_TEXT = """\
 """
 
 
+# What "VTK" and "SimpleITK" are in each case, for the ratios.
+BASELINES = {
+    "axial_mpr": ("vtkImageReslice", "SimpleITK Resample"),
+    "oblique_mpr": ("vtkImageReslice", "SimpleITK Resample"),
+    "axial_slab_mip": ("vtkImageSlabReslice", "SimpleITK Resample (slab stack) + max"),
+    "coronal_slab_mip": ("vtkImageSlabReslice", "SimpleITK Resample (slab stack) + max"),
+    "oblique_slab_mip": ("vtkImageSlabReslice", "SimpleITK Resample (slab stack) + max"),
+    "cpr": ("vtkImageReslice (vtkGridTransform)", "SimpleITK Resample (displacement field)"),
+    "mip_3d": ("vtkFixedPointVolumeRayCastMapper", ""),
+    "volume_rendering": ("vtkFixedPointVolumeRayCastMapper", ""),
+    "roi_stats": ("vtkImageAccumulate (stencil)", "SimpleITK LabelStatisticsImageFilter"),
+}
+
+
+def case_ratios(results: list[CaseResult]) -> list[Ratio]:
+    """Every case: each baseline's median over VoxCast's (CPU, and GPU when timed)."""
+    out = []
+    for r in results:
+        m = r.medians
+        vtk_name, sitk_name = BASELINES.get(r.key, ("VTK", "SimpleITK"))
+        for ours in (rc.VOXCAST, rc.VOXCAST_GPU):
+            if ours not in m:
+                continue
+            suffix = " (GPU)" if ours == rc.VOXCAST_GPU else ""
+            for tool, name in ((rc.VTK, vtk_name), (rc.SITK, sitk_name)):
+                if tool in m and name:
+                    out.append(Ratio(name=f"{r.volume} · {r.label}{suffix}", baseline=name,
+                                     voxcast_value=m[ours], baseline_value=m[tool], unit="ms",
+                                     guard_passed=r.guard_passed))
+    return out
+
+
+def case_guards(results: list[CaseResult]) -> list[Guard]:
+    guards = [Guard(name=f"{r.volume} · {r.label} · {c.name}", value=c.value, limit=c.limit,
+                    at_least=c.at_least) for r in results for c in r.checks]
+    guards += [Guard(name=f"{r.volume} · {r.label} · ran without error "
+                     f"({r.error.strip().splitlines()[-1]})", value=float("nan"), limit=0.0)
+               for r in results if r.error]
+    return guards
+
+
 def build_report(results: list[CaseResult], args: argparse.Namespace, facts: dict[str, Any],
                  notes: list[str]) -> Report:
     report = Report(name="render", title="VoxCast render benchmark: VoxCast, VTK and SimpleITK "
@@ -272,7 +313,8 @@ def build_report(results: list[CaseResult], args: argparse.Namespace, facts: dic
                            note="" if r.guard_passed else "guard failed",
                            extra={"volume": r.volume, "case_label": r.label}))
     report.facts.update(facts)
-    report.sections.append(("Correctness guards (before timing)", guard_table(results)))
+    report.guards.extend(case_guards(results))
+    report.ratios.extend(case_ratios(results))
     report.sections.append(("Settings", SETTINGS_TEXT))
     report.notes.extend(notes)
     report.details["cases"] = [
@@ -330,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         volumes.append(("synthetic", f"synthetic {'x'.join(map(str, big.shape))} int16 "
                         "(ACRIN CT stretched along z)", big, big_geometry))
     results: list[CaseResult] = []
+    plan_steps(len(volumes) * 9)
     for key, label, vol_data, vol_geometry in volumes:
         print(label, flush=True)
         vol = rc.BenchVolume(key=key, label=label, data=vol_data, geometry=vol_geometry)

@@ -33,6 +33,7 @@ from render_engine.camera import Camera
 from render_engine.cpr import sample_cpr
 from render_engine.curved import CprView, CurvedPath
 from render_engine.geometry import VolumeGeometry
+from render_engine.kernels.backend import cupy_or_none, to_gpu, to_host
 from render_engine.measure import Ellipse, HistogramSpec, measure
 from render_engine.planes import Plane, Slab
 from render_engine.raycast import BlockGrid, default_step_mm, render_projection, render_volume
@@ -40,11 +41,17 @@ from render_engine.sampling import index_steps, sample, slab_step_mm
 from render_engine.transfer import preset
 
 VOXCAST, VTK, SITK = "VoxCast", "VTK", "SimpleITK"
+VOXCAST_GPU = "VoxCast GPU"
+VR_GPU_RGB_TOL = 2.0  # GPU against CPU volume rendering: mean abs difference, RGB levels
 SLAB_MM = 20.0
 VALUE_TOL_HU = 0.5  # planes, slabs, CPR: max |VoxCast - reference| away from the border
 MIP_AXIS_TOL_HU = 0.01  # axis-aligned 3D MIP against numpy's max: exact up to rounding
 MIP_GREY_MEAN_TOL = 3.0  # rotated 3D MIP against VTK's, grey levels (0-255) of -1024..3071 HU
 MIP_GREY_P99_TOL = 24.0
+# Rays that graze the volume's outline: VTK clips them against the box a little differently and
+# may show air there (grey 1-6) where VoxCast's ray misses; above this grey level (about
+# -860 HU) it is content that VoxCast must not miss.
+AIR_GREY = 10.0
 VR_IOU_MIN = 0.9  # volume rendering: what VoxCast and VTK cover must agree
 VR_NONBLANK_MIN = 0.01
 ROI_REL_TOL = 1e-4
@@ -97,13 +104,25 @@ class BenchVolume:
     frame: WorldFrame = field(init=False)
     vtk: Any = field(init=False, repr=False)
     sitk: Any = field(init=False, repr=False)
+    use_gpu: bool = True
     _blocks: BlockGrid | None = field(init=False, default=None, repr=False)
     blocks_ms: float = field(init=False, default=float("nan"))
+    # The volume on the GPU (float32, as a server holds it) when cupy sees one, else None.
+    gpu: Any = field(init=False, default=None, repr=False)
+    _gpu_blocks: BlockGrid | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.frame = WorldFrame.of(self.geometry)
         self.vtk = vtk_image(self.data, self.frame)
         self.sitk = sitk_image(self.data, self.geometry)
+        if self.use_gpu and cupy_or_none() is not None:
+            self.gpu = to_gpu(self.data)
+
+    @property
+    def gpu_blocks(self) -> BlockGrid:
+        if self._gpu_blocks is None:
+            self._gpu_blocks = BlockGrid.of(self.gpu, self.geometry)
+        return self._gpu_blocks
 
     @property
     def blocks(self) -> BlockGrid:
@@ -113,6 +132,28 @@ class BenchVolume:
             self._blocks = BlockGrid.of(self.data, self.geometry)
             self.blocks_ms = (time.perf_counter() - t0) * 1e3
         return self._blocks
+
+
+def add_gpu_tool(setup: CaseSetup, vol: BenchVolume, frame: Callable[[], object],
+                 cpu_out: npt.NDArray[Any], check: Callable[[Any, Any], Check]) -> None:
+    """Time VoxCast's GPU path too (``frame`` renders from ``vol.gpu``; each timed call waits for
+    the device), guarded by ``check`` of its output against the guarded CPU output."""
+    cp = cupy_or_none()
+    if vol.gpu is None or cp is None:
+        return
+
+    def synced() -> object:
+        out = frame()
+        cp.cuda.Device().synchronize()
+        return out
+
+    setup.checks.append(check(np.asarray(to_host(synced())), cpu_out))
+    setup.tools[VOXCAST_GPU] = synced
+
+
+def _gpu_values_check(interior: npt.NDArray[np.bool_]) -> Callable[[Any, Any], Check]:
+    return lambda got, cpu: Check(name=f"max abs({VOXCAST_GPU} - {VOXCAST}), HU",
+                                  value=_max_diff(got, cpu, interior), limit=VALUE_TOL_HU)
 
 
 def pick_faster(options: dict[str, Callable[[], object]], trials: int) -> str:
@@ -147,7 +188,7 @@ def _max_diff(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating],
     return float(d.max()) if d.size and np.isfinite(d).all() else float("nan")
 
 
-def _value_checks(got: npt.NDArray[np.floating], refs: dict[str, npt.NDArray[np.floating]],
+def value_checks(got: npt.NDArray[np.floating], refs: dict[str, npt.NDArray[np.floating]],
                   interior: npt.NDArray[np.bool_]) -> list[Check]:
     checks = [Check(name="pixels checked (share away from the border)",
                     value=float(interior.mean()), limit=0.3, at_least=True)]
@@ -177,10 +218,13 @@ def mpr_case(vol: BenchVolume, plane: Plane, *, trials: int) -> CaseSetup:
     vtk_ref = _vtk_reslice(vol, plane, trials)
     sitk_ref = SitkPlane(vol.sitk, plane)
     got = voxcast()
-    checks = _value_checks(got, {VTK: vtk_ref(), SITK: sitk_ref()},
-                           _interior(vol.geometry, [plane.pixel_grid_lps()]))
-    return CaseSetup(tools={VOXCAST: voxcast, VTK: vtk_ref, SITK: sitk_ref}, checks=checks,
-                     settings={VTK: vtk_ref.settings, SITK: sitk_ref.settings})
+    interior = _interior(vol.geometry, [plane.pixel_grid_lps()])
+    checks = value_checks(got, {VTK: vtk_ref(), SITK: sitk_ref()}, interior)
+    setup = CaseSetup(tools={VOXCAST: voxcast, VTK: vtk_ref, SITK: sitk_ref}, checks=checks,
+                      settings={VTK: vtk_ref.settings, SITK: sitk_ref.settings})
+    add_gpu_tool(setup, vol, partial(sample, vol.gpu, vol.geometry, plane, fill=np.nan), got,
+                 _gpu_values_check(interior))
+    return setup
 
 
 def slab_case(vol: BenchVolume, plane: Plane, *, trials: int) -> CaseSetup:
@@ -209,7 +253,7 @@ def slab_case(vol: BenchVolume, plane: Plane, *, trials: int) -> CaseSetup:
                                         grid + offsets[-1] * plane.normal])
     refs = {f"{VTK} exact path" if along_axis else VTK: vtk_exact() if along_axis else vtk_ref(),
             f"{SITK} stack max": sitk_ref()}
-    checks = _value_checks(got, refs, interior)
+    checks = value_checks(got, refs, interior)
     setup = CaseSetup(tools={VOXCAST: voxcast, VTK: vtk_ref, SITK: sitk_ref}, checks=checks,
                       settings={VTK: vtk_ref.settings, SITK: sitk_ref.settings,
                                 VOXCAST: {"slab_samples": len(offsets),
@@ -221,6 +265,8 @@ def slab_case(vol: BenchVolume, plane: Plane, *, trials: int) -> CaseSetup:
     if along_axis:
         setup.facts["max abs(VoxCast - VTK default path), HU (not a guard)"] = _max_diff(
             got, vtk_ref(), interior)
+    add_gpu_tool(setup, vol, partial(sample, vol.gpu, vol.geometry, plane, slab=slab,
+                                     fill=np.nan), got, _gpu_values_check(interior))
     return setup
 
 
@@ -251,16 +297,19 @@ def cpr_case(vol: BenchVolume) -> CaseSetup:
     vtk_ref = VtkCurvedReslice(vol.vtk, vol.frame, grid)
     sitk_ref = SitkCurved(vol.sitk, grid)
     got = voxcast()
-    checks = _value_checks(got, {VTK: vtk_ref(), SITK: sitk_ref()},
-                           _interior(vol.geometry, [grid]))
+    interior = _interior(vol.geometry, [grid])
+    checks = value_checks(got, {VTK: vtk_ref(), SITK: sitk_ref()}, interior)
     w, h = surface.size_px
-    return CaseSetup(
+    setup = CaseSetup(
         tools={VOXCAST: voxcast, VTK: vtk_ref, SITK: sitk_ref,
                f"{VOXCAST} incl. surface": partial(sample_cpr, vol.data, vol.geometry, view,
                                                    fill=np.nan)},
         checks=checks, settings={VTK: vtk_ref.settings, SITK: sitk_ref.settings,
                                  VOXCAST: {"size_px": [w, h], "path_mm": view.path.length_mm,
                                            "mode": view.mode}})
+    add_gpu_tool(setup, vol, partial(sample_cpr, vol.gpu, vol.geometry, surface, fill=np.nan),
+                 got, _gpu_values_check(interior))
+    return setup
 
 
 # -- 3D ----------------------------------------------------------------------------------------
@@ -293,6 +342,17 @@ def _axis_mip_check(vol: BenchVolume) -> Check:
                  value=float(np.abs(got - ref).max()), limit=MIP_AXIS_TOL_HU)
 
 
+def _eroded(mask: npt.NDArray[np.bool_], r: int) -> npt.NDArray[np.bool_]:
+    """``mask`` less every pixel within ``r`` pixels (chessboard distance) of its outside."""
+    out = mask.copy()
+    padded = np.pad(mask, r, constant_values=False)
+    h, w = mask.shape
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out &= padded[r + dy:r + dy + h, r + dx:r + dx + w]
+    return out
+
+
 def _grey(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     lo, hi = GREY_RANGE
     return np.clip((values.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0) * 255.0
@@ -313,19 +373,39 @@ def mip3d_case(vol: BenchVolume, size_px: tuple[int, int], *, threads: int) -> C
     vtk_ref.render()
     vtk_grey = vtk_ref.image()[..., 0].astype(np.float64)
     hit = np.isfinite(got)
-    diff = np.abs(_grey(np.where(hit, got, GREY_RANGE[0])) - vtk_grey)[hit]
+    # VTK's box ends at the outer voxel centres, VoxCast's half a voxel further out (a slice
+    # stands for its thickness): the outline differs by up to half the largest spacing, so
+    # the grey levels are compared inside the outline, that far (plus a pixel) from it.
+    margin = math.ceil(0.5 * max(vol.geometry.spacing_mm) / camera.pixel_spacing_mm) + 1
+    inside = _eroded(hit & (vtk_grey > 0), margin)
+    diff = np.abs(_grey(np.where(hit, got, GREY_RANGE[0])) - vtk_grey)[inside]
     checks += [Check(name="rotated MIP: mean abs(VoxCast - VTK), grey levels",
                      value=float(diff.mean()), limit=MIP_GREY_MEAN_TOL),
                Check(name="rotated MIP: p99 abs(VoxCast - VTK), grey levels",
                      value=float(np.percentile(diff, 99)), limit=MIP_GREY_P99_TOL),
-               Check(name="rotated MIP: VTK non-black where VoxCast's rays miss (share)",
-                     value=float((vtk_grey[~hit] > 0).mean()) if (~hit).any() else 0.0,
+               Check(name="rotated MIP: VTK brighter than air where VoxCast's rays miss "
+                          "(share)",
+                     value=float((vtk_grey[~hit] > AIR_GREY).mean()) if (~hit).any() else 0.0,
                      limit=0.01)]
-    return CaseSetup(tools={VOXCAST: voxcast, VTK: vtk_ref.render}, checks=checks,
-                     settings={VTK: vtk_ref.settings,
-                               VOXCAST: {"step_mm": step, "block_shifts": list(blocks.shifts)}},
-                     facts={"VTK render window": vtk_ref.window_class(),
-                            "VTK OpenGL renderer": vtk_ref.opengl_renderer()})
+    setup = CaseSetup(tools={VOXCAST: voxcast, VTK: vtk_ref.render}, checks=checks,
+                      settings={VTK: vtk_ref.settings,
+                                VOXCAST: {"step_mm": step, "block_shifts": list(blocks.shifts)}},
+                      facts={"VTK render window": vtk_ref.window_class(),
+                             "VTK OpenGL renderer": vtk_ref.opengl_renderer()})
+
+    def gpu_check(gpu_out: Any, cpu_out: Any) -> Check:
+        both = np.isfinite(gpu_out) & np.isfinite(cpu_out)
+        same_hits = bool((np.isfinite(gpu_out) == np.isfinite(cpu_out)).mean() > 0.999)
+        d = np.abs(_grey(np.where(both, gpu_out, 0)) - _grey(np.where(both, cpu_out, 0)))[both]
+        return Check(name=f"3D MIP: mean abs({VOXCAST_GPU} - {VOXCAST}), grey levels",
+                     value=float(d.mean()) if same_hits and d.size else float("nan"),
+                     limit=MIP_GREY_MEAN_TOL)
+
+    if vol.gpu is not None:
+        add_gpu_tool(setup, vol, partial(render_projection, vol.gpu, vol.geometry, camera,
+                                         mode="mip", fill=np.nan, blocks=vol.gpu_blocks),
+                     got, gpu_check)
+    return setup
 
 
 def volume_rendering_case(vol: BenchVolume, size_px: tuple[int, int], *,
@@ -363,6 +443,12 @@ def volume_rendering_case(vol: BenchVolume, size_px: tuple[int, int], *,
         setup.facts["mean abs(VoxCast - VTK) RGB on covered pixels "
                     "(shading models differ; not a guard)"] = float(
             np.abs(got.astype(np.float64) - ref)[both].mean())
+    if vol.gpu is not None:
+        add_gpu_tool(setup, vol, partial(render_volume, vol.gpu, vol.geometry, camera,
+                                         transfer, blocks=vol.gpu_blocks, dtype="uint8"), got,
+                     lambda g, c: Check(name=f"mean abs({VOXCAST_GPU} - {VOXCAST}), RGB levels",
+                                        value=float(np.abs(g.astype(np.float64) - c).mean()),
+                                        limit=VR_GPU_RGB_TOL))
     return setup
 
 

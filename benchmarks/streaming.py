@@ -40,7 +40,8 @@ import pydicom
 from PIL import Image
 
 from benchmarks import common
-from benchmarks.common import Report, Row, fmt, median, percentile, table
+from benchmarks.common import Report, fmt, median, percentile
+from benchmarks.streaming_report import NOTES, build_report
 
 STUDY = "petct-acrin042"
 VIEWPORT_PX = [512, 512]
@@ -113,7 +114,7 @@ def ensure_imported(data_dir: Path, source: Path, quick: bool) -> str:
     """Import the study (quick: the CT only) unless ``data_dir`` already holds it."""
     marker = data_dir / "benchmark-import.json"
     if marker.exists() and (quick or json.loads(marker.read_text()).get("full")):
-        return f"reused {data_dir}"
+        return "reused (imported by an earlier run into the same data directory)"
     t0 = time.perf_counter()
     run = subprocess.run([*_voxcast(), "ingest", "--data-dir", str(data_dir), "--json",
                           str(source / "CT" if quick else source)],
@@ -320,6 +321,7 @@ async def concurrent(http: aiohttp.ClientSession, base: str, study: str, n: int,
     async with contextlib.AsyncExitStack() as stack:
         viewers = [await stack.enter_async_context(Viewer(http, base, study)) for _ in range(n)]
         await asyncio.gather(*(v.answer(0, lossless=True) for v in viewers))
+        first_pictures = [v.picture for v in viewers]
         starts = [len(v.frames) for v in viewers]
         t_stop = time.perf_counter() + seconds
 
@@ -346,7 +348,7 @@ async def concurrent(http: aiohttp.ClientSession, base: str, study: str, n: int,
                     for v, s in zip(viewers, starts, strict=True)]
         return {"fps": [done / span for done, _ in results], "answered": [d for d, _ in results],
                 "rtt_ms": [x for _, r in results for x in r], "lossless_frames": lossless,
-                "problems": problems}
+                "problems": problems, "first_pictures": first_pictures}
 
 
 async def webrtc_run(http: aiohttp.ClientSession, base: str, study: str,
@@ -437,112 +439,43 @@ async def measure(server: Server, plan: dict[str, Any]) -> Result:
             fi["cold"].append(await first_image(http, server.url, study_uid))
             for _ in range(plan["warm"] if rep == 0 else 0):
                 fi["warm"].append(await first_image(http, server.url, study_uid))
+    common.step("input → frame latency")
     print("  first image ms: " + ", ".join(f"{k} {fmt(median([r['first_s'] * 1e3 for r in v]))}"
                                          for k, v in fi.items()), flush=True)
     async with aiohttp.ClientSession(headers=auth) as http:
         for case in MESSAGES:
             for rate in (30, 60):
+                common.step(f"{case} @ {rate} Hz")
                 r = await input_run(http, server.url, study_uid, case, rate, plan["input_s"])
                 details["latency"][f"{case} @ {rate} Hz"] = r
                 print(f"  {case} @ {rate} Hz: p50 {fmt(median(r['latency_ms']))} ms, p95 "
                       f"{fmt(percentile(r['latency_ms'], 95))} ms", flush=True)
         for n in (1, 4, 8):
+            common.step(f"{n} concurrent sessions")
             r = await concurrent(http, server.url, study_uid, n, plan["sessions_s"])
+            r.pop("first_pictures", None)
             details["sessions"][str(n)] = r
             print(f"  {n} sessions: min {fmt(min(r['fps']))} frames/s", flush=True)
+        common.step("WebRTC")
         details["webrtc"] = w = await webrtc_or_reason(http, server.url, study_uid,
                                                        plan["webrtc_s"])
-        print(f"  WebRTC: {w.get('not_measured') or _p(w['latency_ms']) + ' ms'}", flush=True)
+        print(f"  WebRTC: {w.get('not_measured') or fmt(median(w['latency_ms'])) + ' ms'}", flush=True)
     return details
 
 
-def _p(samples: list[float], q: float = 50.0) -> str:
-    return fmt(percentile(samples, q))
-
-
-def build_report(report: Report, details: Result, naive_s: list[float]) -> None:
-    fi, add, facts = details["first_image"], report.add, report.facts
-    ms = {k: [r["first_s"] * 1e3 for r in fi[k]] for k in fi}
-    for key, what in (("cold", "volume not in RAM"), ("warm", "volume in RAM")):
-        add(Row(name=f"first image, {key} ({what})", unit="ms", samples=ms[key], tool="VoxCast",
-                case=f"first_image_{key}", note="POST /api/sessions → decoded"))
-        add(Row(name=f"first lossless frame, {key}", unit="ms", tool="VoxCast",
-                samples=[r["lossless_s"] * 1e3 for r in fi[key]], case=f"first_lossless_{key}"))
-    naive = [s * 1e3 for s in naive_s]
-    add(Row(name="naive path: pydicom read + volume + window + PNG", unit="ms", samples=naive,
-            case="first_image_naive", tool="naive", note="in-process, page cache warm"))
-    ratio = {k: median(naive) / median(v) for k, v in ms.items()}
-    report.details["ratios"] = {f"naive_over_{k}": v for k, v in ratio.items()}
-    for key, runs in fi.items():
-        facts[f"naive / VoxCast first image, {key}"] = round(ratio[key], 2)
-        facts[f"first image {key}: POST / WS connected / server render ms (median)"] = \
-            " / ".join(fmt(median([r[k] for r in runs]))
-                       for k in ("post_ms", "ws_connect_ms", "first_render_ms"))
-        facts[f"first image {key}: from a coarse level; frames after the settle frame"] = \
-            f"{[r['coarse_first'] for r in runs]}; {[r['frames_after_settle'] for r in runs]}"
-    rows = []
-    for name, r in details["latency"].items():
-        lat = r["latency_ms"]
-        add(Row(name=f"input → frame, {name}", unit="ms", samples=lat, case="latency",
-                tool=name, extra={k: v for k, v in r.items() if k != "latency_ms"}))
-        rows.append([name, f"{len(lat)} / {r['inputs']}", _p(lat), _p(lat, 95), _p(lat, 100),
-                     fmt(r["fps"]), fmt(median(r["bytes"]) / 1024), _p(r["widths"]),
-                     _p(r["render_ms"]), fmt(r["settle_ms"]),
-                     f"{fmt(r['p50_first_third_ms'])} → {fmt(r['p50_last_third_ms'])}"])
-    report.sections.append(("Input → frame latency (WebSocket, loopback)", table(rows, [
-        "input", "answered / sent", "p50 ms", "p95 ms", "max ms", "lossy frames/s",
-        "KiB / lossy frame", "lossy width px", "server render ms", "settle ms (last input → "
-        "lossless)", "p50 first → last third ms"])))
-    rows = []
-    for n, r in details["sessions"].items():
-        add(Row(name=f"frames/s per session, {n} concurrent paging", unit="frames/s",
-                samples=r["fps"], case="sessions", tool=n,
-                extra={k: v for k, v in r.items() if k != "fps"}))
-        rows.append([n, fmt(min(r["fps"])), _p(r["fps"]), fmt(sum(r["fps"])), _p(r["rtt_ms"]),
-                     _p(r["rtt_ms"], 95), sum(r["answered"]), sum(r["lossless_frames"])])
-    report.sections.append(("Concurrent sessions, closed-loop paging", table(rows, [
-        "sessions", "min frames/s", "median frames/s", "total frames/s", "p50 input → frame ms",
-        "p95 ms", "answered inputs", "lossless frames meanwhile"])))
-    w = details["webrtc"]
-    body = w.get("not_measured", "")
-    if not body:
-        for key, tool in (("latency_ms", "next"), ("changed_latency_ms", "first changed")):
-            add(Row(name=f"WebRTC paging → {tool} decoded video frame", unit="ms",
-                    samples=w[key], case="webrtc", tool=tool))
-        body = table([[fmt(w["first_frame_s"] * 1e3), _p(w["latency_ms"]),
-                       _p(w["latency_ms"], 95), _p(w["changed_latency_ms"]),
-                       _p(w["changed_latency_ms"], 95), fmt(w["fps"]), w["inputs"]]],
-                     ["offer → first video frame ms", "next frame p50 ms", "p95 ms",
-                      "changed frame p50 ms", "p95 ms", "video frames/s", "inputs (30 Hz)"])
-    report.sections.append(("WebRTC (aiortc client: data channel → video track)", body))
-    page60 = details["latency"]["page @ 60 Hz"]["latency_ms"]
-    one, eight = details["sessions"]["1"]["fps"], details["sessions"]["8"]["fps"]
-    goals = [
-        ("first image ≤ 0.3 s cold", f"{_p(ms['cold'])} ms", median(ms["cold"]) <= 300),
-        ("first image ≥ 10x faster than the naive path",
-         f"{ratio['cold']:.1f}x (cold), {ratio['warm']:.1f}x (warm)", ratio["cold"] >= 10),
-        ("paging ≥ 60 frames/s (1 session, closed loop)", f"{_p(one)} frames/s",
-         median(one) >= 60),
-        ("paging p95 input → frame ≤ 50 ms (60 Hz input)", f"{_p(page60, 95)} ms",
-         percentile(page60, 95) <= 50),
-        ("8 sessions ≥ 10 frames/s each (2 cores)", f"min {fmt(min(eight))} frames/s",
-         min(eight) >= 10)]
-    report.details["goals"] = [{"goal": g, "value": v, "met": bool(m)} for g, v, m in goals]
-    report.summary = "## Goals\n\n" + table(
-        [[g, v, "met" if m else "**not met**"] for g, v, m in goals], ["goal", "measured", ""])
-
-
-NOTES = [
-    "Client and server share the cores: the client (one Python event loop, decoding every "
-    "frame with Pillow) takes CPU the server would otherwise have.",
-    "Latency = send of input i → the first decoded frame with input_seq ≥ i (one frame can "
-    "answer several inputs). Paging swings 40 slices up and down (an input that does not "
-    "change the view gets no frame). Lossy width < 512: adaptive quality downscaled it.",
-    "Cold = the first session after a server restart (kernels warm, volume not in RAM, page "
-    "cache not dropped).",
-    "WebRTC video is paced at ≤ 30 frames/s and repeats the last picture every 0.5 s: 'next "
-    "frame' may not show the input yet; 'changed' = first frame whose mean grey differs.",
-]
+def first_image_guards(details: Result, reference: np.ndarray) -> list[common.Guard]:
+    """Every first lossless picture the server sent (cold and warm) against the naive path's
+    own rendering of the same slice and window (pydicom pixels, numpy windowing)."""
+    guards = []
+    for key, runs in details["first_image"].items():
+        diffs = [float(np.abs(r["picture"].astype(float) - reference).max())
+                 if r["picture"] is not None and r["picture"].shape == reference.shape
+                 else float("nan") for r in runs]
+        guards.append(common.Guard(
+            name=f"first lossless picture, {key}: max abs(VoxCast - pydicom + numpy window) "
+                 f"over {len(runs)} sessions", value=max(diffs, default=float("nan")),
+            limit=1.0, unit="grey levels"))
+    return guards
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -563,21 +496,22 @@ def main(argv: list[str] | None = None) -> int:
                           "over WebSocket and WebRTC", samples_in_markdown=False), common.machine()
     report.facts.update({"mode": "quick" if args.quick else "full", "machine": f"{info.get('cpu')}"
                          f", {info['cpus']} CPUs, Python {info['python']}, {info['platform']}",
-                         "load average at start": common.load_average(), "viewport": "512x512",
-                         "data": ensure_imported(data_dir, source, args.quick)})
+                         "load average at start": common.load_average(), "viewport": "512x512"})
+    common.plan_steps(14)
+    common.step("import the study")
+    report.facts["data"] = ensure_imported(data_dir, source, args.quick)
+    common.step("naive first image (pydicom)")
     naive = [naive_first_image(source / "CT") for _ in range(int(plan["naive"]))]
     print(f"  naive first image: {fmt(median([s for s, _ in naive]) * 1e3)} ms", flush=True)
     server = Server(data_dir)
+    common.step("start voxcast serve, first images")
     try:
         report.facts["server start → kernels warm s"] = round(server.start(), 2)
         details = asyncio.run(measure(server, plan))
     finally:
         server.stop()
+    report.guards.extend(first_image_guards(details, naive[0][1]))
     build_report(report, details, [s for s, _ in naive])
-    got, want = details["first_image"]["cold"][0]["picture"], naive[0][1]
-    if got is not None and got.shape == want.shape:
-        report.facts["naive vs VoxCast first lossless picture: mean abs diff (grey levels)"] = \
-            round(float(np.abs(got.astype(float) - want).mean()), 3)
     for r in (r for runs in details["first_image"].values() for r in runs):
         r.pop("picture", None)
     problems = [line.rstrip() for line in server.log if any(
@@ -592,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     report.notes.extend(NOTES)
     json_path, md_path = report.write(args.out)
     print(f"{report.summary}\nwrote {json_path} and {md_path} ({report.facts['total run s']} s)")
+    if not report.guard_passed:
+        print("guard failed: " + "; ".join(g.name for g in report.guards if not g.passed),
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -154,5 +154,19 @@ def phantom(data_dir: Path | None, database_url: str | None) -> None:
                f"{len(summary.series_built)} series built")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Run the benchmark suite beside VTK, SimpleITK, pydicom and dcmtk; writes results.json,
+    report.md and plots (voxcast bench --help for its options)."""
+    try:
+        from benchmarks.suite import main as bench_main
+    except ImportError as exc:  # an installation without the benchmark extras
+        raise click.ClickException(f"the benchmarks need the bench extras ({exc}): "
+                                   "pip install 'voxcast[bench]'") from exc
+    ctx.exit(bench_main(list(ctx.args)))
+
+
 if __name__ == "__main__":
     main()
