@@ -30,7 +30,7 @@ def _log(axis: Any) -> None:
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -50,9 +50,10 @@ def ratios(headline: list[dict[str, Any]], path: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlim(min(0.5, min(values) / 1.5), max(values) * 2.0)  # room for the value labels
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.2f}x", va="center", fontsize=7)
-    ax.set_xlabel("VoxCast advantage (baseline time / VoxCast time; rates: VoxCast / baseline)")
+    ax.set_xlabel("VoxCast advantage: baseline time / VoxCast time (ingest: share of the ceiling)")
     ax.set_title("VoxCast against the baselines, measured in the same run")
     return _save(fig, path)
 
@@ -96,8 +97,11 @@ def ingest(suite: dict[str, Any], path: Path) -> Path | None:
                    for r in rows])
     ax.set_yticks(range(len(rows)), [r["name"] for r in rows], fontsize=7)
     ax.invert_yaxis()
+    for i, r in enumerate(rows):
+        ax.text(r["median"], i, f" {r['median']:.0f}", va="center", fontsize=7)
     ax.set_xlabel("instances/s (C-STORE of the 135-instance CT, one association)")
-    ax.set_title("Ingest: VoxCast (fsync + catalog commit per instance) and dcmtk storescp")
+    ax.set_title("Ingest: VoxCast (fsync + catalog commit an instance) beside dcmtk storescp",
+                 fontsize=9)
     return _save(fig, path)
 
 
@@ -166,7 +170,12 @@ def scaling_axis(suite: dict[str, Any], axis: str, path: Path) -> Path | None:
         ax.set_ylabel("ms per frame (median)")
         ax.set_yscale("log")
         _log(ax.yaxis)
-        ax.legend(fontsize=6)
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend),
+               fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.06))
     title = ("Cost against volume depth (synthetic: the ACRIN CT resampled to N slices; "
              "diamonds: real studies)" if axis == "depth" else "Cost against output size")
     fig.suptitle(title, fontsize=9)
