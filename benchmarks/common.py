@@ -7,11 +7,13 @@ Every benchmark writes ``<name>.json`` (all numbers, raw samples included) and `
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -78,26 +80,22 @@ LIBRARIES = ("numpy", "numba", "cupy-cuda12x", "vtk", "SimpleITK", "pydicom", "p
              "Pillow", "SQLAlchemy", "matplotlib")
 
 
-def _first_line(cmd: list[str]) -> str | None:
+def _output(cmd: list[str]) -> list[str]:
+    """The non-empty lines ``cmd`` prints; [] when it is missing or fails."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.strip().splitlines()[0].strip("$ ") if out.strip() else None
+        return []
+    return [line for line in run.stdout.splitlines() if line.strip()] if run.returncode == 0 \
+        else []
 
 
 def gpus() -> list[dict[str, str]]:
     """NVIDIA GPUs as ``nvidia-smi`` reports them (name, driver, memory); [] for none."""
-    line = "name,driver_version,memory.total"
-    try:
-        out = subprocess.run(["nvidia-smi", f"--query-gpu={line}", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    if out.returncode != 0:
-        return []
+    rows = _output(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                    "--format=csv,noheader"])
     return [dict(zip(("name", "driver", "memory"), (c.strip() for c in row.split(",")),
-                     strict=False)) for row in out.stdout.strip().splitlines() if row.strip()]
+                     strict=False)) for row in rows]
 
 
 def machine() -> dict[str, Any]:
@@ -119,7 +117,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     info["gpus"] = gpus()
-    info["dcmtk"] = _first_line(["storescu", "--version"])
+    info["dcmtk"] = next(iter(_output(["storescu", "--version"])), "").strip("$ ") or None
     libraries: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
@@ -159,7 +157,8 @@ def step(label: str) -> None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Guard:
     """One correctness check made before timing: ``value`` against ``limit`` (``<=``, or
-    ``>=`` for ``at_least``). A benchmark whose guard fails exits with status 1."""
+    ``>=`` for ``at_least``; NaN or infinite fails). A benchmark whose guard fails exits with
+    status 1."""
 
     name: str
     value: float
@@ -169,7 +168,7 @@ class Guard:
 
     @property
     def passed(self) -> bool:
-        if self.value != self.value:  # NaN
+        if not math.isfinite(self.value):
             return False
         return self.value >= self.limit if self.at_least else self.value <= self.limit
 
@@ -300,6 +299,17 @@ class Report:
         json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         md_path.write_text(self.to_markdown())
         return json_path, md_path
+
+    def finish(self, out_dir: Path, text: str) -> int:
+        """Write the report, print ``text`` and where it went; the exit status: 1 (the failed
+        guards on stderr) when a guard failed, else 0."""
+        json_path, md_path = self.write(out_dir)
+        print(f"{text}\nwrote {json_path} and {md_path}", flush=True)
+        if not self.guard_passed:
+            print("guard failed: " + "; ".join(g.name for g in self.guards if not g.passed),
+                  file=sys.stderr)
+            return 1
+        return 0
 
 
 def fmt(value: float) -> str:

@@ -393,14 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         if work_ctx is not None:
             work_ctx.cleanup()
     report.facts["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    json_path, md_path = report.write(args.out)
-    print(report.to_markdown())
-    print(f"wrote {json_path} and {md_path}")
-    if not report.guard_passed:
-        print("guard failed: " + "; ".join(g.name for g in report.guards if not g.passed),
-              file=sys.stderr)
-        return 1
-    return 0
+    return report.finish(args.out, report.to_markdown())
 
 
 if __name__ == "__main__":

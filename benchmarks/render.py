@@ -28,11 +28,10 @@ Goals (CPU): oblique MPR at least 2x faster than vtkImageReslice; slab MIP 20 mm
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,7 @@ class CaseResult:
     label: str
     goal: Goal | None
     samples_ms: dict[str, list[float]] = field(default_factory=dict)
-    checks: list[rc.Check] = field(default_factory=list)
+    checks: list[Guard] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -287,8 +286,8 @@ def case_ratios(results: list[CaseResult]) -> list[Ratio]:
 
 
 def case_guards(results: list[CaseResult]) -> list[Guard]:
-    guards = [Guard(name=f"{r.volume} · {r.label} · {c.name}", value=c.value, limit=c.limit,
-                    at_least=c.at_least) for r in results for c in r.checks]
+    guards = [replace(c, name=f"{r.volume} · {r.label} · {c.name}")
+              for r in results for c in r.checks]
     guards += [Guard(name=f"{r.volume} · {r.label} · ran without error "
                      f"({r.error.strip().splitlines()[-1]})", value=float("nan"), limit=0.0)
                for r in results if r.error]
@@ -389,14 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     facts["numba threading layer"] = numba.threading_layer()
     facts["load average at end"] = load_average()
     report = build_report(results, args, facts, NOTES)
-    json_path, md_path = report.write(args.out)
-    print(report.summary)
-    print(f"wrote {json_path} and {md_path}")
-    failed = [f"{r.volume} / {r.label}" for r in results if not r.guard_passed]
-    if failed:
-        print("guard failed: " + "; ".join(failed), file=sys.stderr)
-        return 1
-    return 0
+    return report.finish(args.out, report.summary)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.common import Guard
 from benchmarks.render_refs import (
     SitkCurved,
     SitkPlane,
@@ -58,22 +59,6 @@ ROI_REL_TOL = 1e-4
 GREY_RANGE = (-1024.0, 3071.0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Check:
-    """One comparison of the guard: ``value`` must be ``<= limit`` (or ``>=`` for ``at_least``)."""
-
-    name: str
-    value: float
-    limit: float
-    at_least: bool = False
-
-    @property
-    def passed(self) -> bool:
-        if not math.isfinite(self.value):
-            return False
-        return self.value >= self.limit if self.at_least else self.value <= self.limit
-
-
 @dataclass(slots=True, kw_only=True)
 class CaseSetup:
     """What a case times (``tools``: one frame per call, VoxCast first) and what it found.
@@ -83,7 +68,7 @@ class CaseSetup:
     """
 
     tools: dict[str, Callable[[], object]]
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Guard] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -135,7 +120,7 @@ class BenchVolume:
 
 
 def add_gpu_tool(setup: CaseSetup, vol: BenchVolume, frame: Callable[[], object],
-                 cpu_out: npt.NDArray[Any], check: Callable[[Any, Any], Check]) -> None:
+                 cpu_out: npt.NDArray[Any], check: Callable[[Any, Any], Guard]) -> None:
     """Time VoxCast's GPU path too (``frame`` renders from ``vol.gpu``; each timed call waits for
     the device), guarded by ``check`` of its output against the guarded CPU output."""
     cp = cupy_or_none()
@@ -151,8 +136,8 @@ def add_gpu_tool(setup: CaseSetup, vol: BenchVolume, frame: Callable[[], object]
     setup.tools[VOXCAST_GPU] = synced
 
 
-def _gpu_values_check(interior: npt.NDArray[np.bool_]) -> Callable[[Any, Any], Check]:
-    return lambda got, cpu: Check(name=f"max abs({VOXCAST_GPU} - {VOXCAST}), HU",
+def _gpu_values_check(interior: npt.NDArray[np.bool_]) -> Callable[[Any, Any], Guard]:
+    return lambda got, cpu: Guard(name=f"max abs({VOXCAST_GPU} - {VOXCAST}), HU",
                                   value=_max_diff(got, cpu, interior), limit=VALUE_TOL_HU)
 
 
@@ -189,11 +174,11 @@ def _max_diff(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating],
 
 
 def value_checks(got: npt.NDArray[np.floating], refs: dict[str, npt.NDArray[np.floating]],
-                  interior: npt.NDArray[np.bool_]) -> list[Check]:
-    checks = [Check(name="pixels checked (share away from the border)",
+                  interior: npt.NDArray[np.bool_]) -> list[Guard]:
+    checks = [Guard(name="pixels checked (share away from the border)",
                     value=float(interior.mean()), limit=0.3, at_least=True)]
     for tool, ref in refs.items():
-        checks.append(Check(name=f"max abs(VoxCast - {tool}), HU",
+        checks.append(Guard(name=f"max abs(VoxCast - {tool}), HU",
                             value=_max_diff(got, ref, interior),
                             limit=VALUE_TOL_HU))
     return checks
@@ -320,7 +305,7 @@ def view_camera(geometry: VolumeGeometry, size_px: tuple[int, int]) -> Camera:
     return Camera.fit_volume(geometry, view="anterior", size_px=size_px).orbited(30.0, 10.0)
 
 
-def _axis_mip_check(vol: BenchVolume) -> Check:
+def _axis_mip_check(vol: BenchVolume) -> Guard:
     """VoxCast's MIP looking along the slice axis, on pixels that sit on voxel columns and with
     a ray step that hits every slice centre, equals numpy's max over the slices."""
     geo = vol.geometry
@@ -334,11 +319,11 @@ def _axis_mip_check(vol: BenchVolume) -> Check:
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     idx = geo.patient_to_index(crop.pixel_to_patient(rows, cols))
     if np.abs(idx[..., 1:] - np.round(idx[..., 1:])).max() > 1e-6:
-        return Check(name="axis-aligned MIP: pixels on voxel columns", value=float("nan"),
+        return Guard(name="axis-aligned MIP: pixels on voxel columns", value=float("nan"),
                      limit=0.0)
     yi, xi = np.round(idx[..., 1]).astype(int), np.round(idx[..., 2]).astype(int)
     ref = vol.data.max(axis=0)[yi, xi].astype(np.float64)
-    return Check(name="axis-aligned MIP: max abs(VoxCast - numpy max), HU",
+    return Guard(name="axis-aligned MIP: max abs(VoxCast - numpy max), HU",
                  value=float(np.abs(got - ref).max()), limit=MIP_AXIS_TOL_HU)
 
 
@@ -379,11 +364,11 @@ def mip3d_case(vol: BenchVolume, size_px: tuple[int, int], *, threads: int) -> C
     margin = math.ceil(0.5 * max(vol.geometry.spacing_mm) / camera.pixel_spacing_mm) + 1
     inside = _eroded(hit & (vtk_grey > 0), margin)
     diff = np.abs(_grey(np.where(hit, got, GREY_RANGE[0])) - vtk_grey)[inside]
-    checks += [Check(name="rotated MIP: mean abs(VoxCast - VTK), grey levels",
+    checks += [Guard(name="rotated MIP: mean abs(VoxCast - VTK), grey levels",
                      value=float(diff.mean()), limit=MIP_GREY_MEAN_TOL),
-               Check(name="rotated MIP: p99 abs(VoxCast - VTK), grey levels",
+               Guard(name="rotated MIP: p99 abs(VoxCast - VTK), grey levels",
                      value=float(np.percentile(diff, 99)), limit=MIP_GREY_P99_TOL),
-               Check(name="rotated MIP: VTK brighter than air where VoxCast's rays miss "
+               Guard(name="rotated MIP: VTK brighter than air where VoxCast's rays miss "
                           "(share)",
                      value=float((vtk_grey[~hit] > AIR_GREY).mean()) if (~hit).any() else 0.0,
                      limit=0.01)]
@@ -393,11 +378,11 @@ def mip3d_case(vol: BenchVolume, size_px: tuple[int, int], *, threads: int) -> C
                       facts={"VTK render window": vtk_ref.window_class(),
                              "VTK OpenGL renderer": vtk_ref.opengl_renderer()})
 
-    def gpu_check(gpu_out: Any, cpu_out: Any) -> Check:
+    def gpu_check(gpu_out: Any, cpu_out: Any) -> Guard:
         both = np.isfinite(gpu_out) & np.isfinite(cpu_out)
         same_hits = bool((np.isfinite(gpu_out) == np.isfinite(cpu_out)).mean() > 0.999)
         d = np.abs(_grey(np.where(both, gpu_out, 0)) - _grey(np.where(both, cpu_out, 0)))[both]
-        return Check(name=f"3D MIP: mean abs({VOXCAST_GPU} - {VOXCAST}), grey levels",
+        return Guard(name=f"3D MIP: mean abs({VOXCAST_GPU} - {VOXCAST}), grey levels",
                      value=float(d.mean()) if same_hits and d.size else float("nan"),
                      limit=MIP_GREY_MEAN_TOL)
 
@@ -429,13 +414,13 @@ def volume_rendering_case(vol: BenchVolume, size_px: tuple[int, int], *,
     both = ours & theirs
     setup = CaseSetup(
         tools={VOXCAST: voxcast, VTK: vtk_ref.render},
-        checks=[Check(name="VTK renders through EGL", value=float("EGL" in vtk_ref.window_class()),
+        checks=[Guard(name="VTK renders through EGL", value=float("EGL" in vtk_ref.window_class()),
                       limit=1.0, at_least=True),
-                Check(name="VTK image non-black (share)", value=float(theirs.mean()),
+                Guard(name="VTK image non-black (share)", value=float(theirs.mean()),
                       limit=VR_NONBLANK_MIN, at_least=True),
-                Check(name="VoxCast image non-black (share)", value=float(ours.mean()),
+                Guard(name="VoxCast image non-black (share)", value=float(ours.mean()),
                       limit=VR_NONBLANK_MIN, at_least=True),
-                Check(name="covered pixels, intersection / union", limit=VR_IOU_MIN,
+                Guard(name="covered pixels, intersection / union", limit=VR_IOU_MIN,
                       value=float(both.sum() / union) if union else 0.0, at_least=True)],
         settings={VTK: vtk_ref.settings, VOXCAST: {"step_mm": step, "transfer": transfer.name,
                                                    "shading": True, "alpha_stop": 0.99}})
@@ -446,7 +431,7 @@ def volume_rendering_case(vol: BenchVolume, size_px: tuple[int, int], *,
     if vol.gpu is not None:
         add_gpu_tool(setup, vol, partial(render_volume, vol.gpu, vol.geometry, camera,
                                          transfer, blocks=vol.gpu_blocks, dtype="uint8"), got,
-                     lambda g, c: Check(name=f"mean abs({VOXCAST_GPU} - {VOXCAST}), RGB levels",
+                     lambda g, c: Guard(name=f"mean abs({VOXCAST_GPU} - {VOXCAST}), RGB levels",
                                         value=float(np.abs(g.astype(np.float64) - c).mean()),
                                         limit=VR_GPU_RGB_TOL))
     return setup
@@ -473,7 +458,7 @@ def roi_case(vol: BenchVolume, plane: Plane) -> CaseSetup:
            "min": float(picked.min()), "max": float(picked.max()),
            "median": float(np.median(picked))}
     got = voxcast()
-    checks = [Check(name=f"{k}: abs(VoxCast - numpy) / max(1, abs(numpy))",
+    checks = [Guard(name=f"{k}: abs(VoxCast - numpy) / max(1, abs(numpy))",
                     value=abs(float(got[k]) - v) / max(1.0, abs(v)), limit=ROI_REL_TOL)
               for k, v in ref.items()]
     vtk_ref = VtkRoiStats(values, center, radii, (ref["min"], ref["max"]), 64)

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,8 @@ class Runner:
             name = f"{vol.label} · {label}"
             try:
                 setup = build(vol)
-                guards = [Guard(name=f"{axis} {x} · {name} · {c.name}", value=c.value,
-                                limit=c.limit, at_least=c.at_least) for c in setup.checks]
+                guards = [replace(c, name=f"{axis} {x} · {name} · {c.name}")
+                          for c in setup.checks]
                 samples = time_interleaved(setup.tools, self.frames, cold=setup.cold_tools)
             except Exception:  # a point that cannot run is a failed guard, not a lost report
                 last = traceback.format_exc(limit=3).strip().splitlines()[-1]
@@ -192,12 +192,11 @@ async def _sessions(server: st.Server, counts: tuple[int, ...], seconds: float,
         for n in counts:
             common.step(f"{n} concurrent sessions")
             r = await st.concurrent(http, server.url, study, n, seconds)
-            diffs = [float(np.abs(p.astype(float) - reference).max())
-                     if p is not None and p.shape == reference.shape else float("nan")
-                     for p in r["first_pictures"]]
+            diffs = [st.picture_diff(p, reference) for p in r["first_pictures"]]
             report.guards.append(Guard(
                 name=f"sessions {n}: every session's first lossless picture, max abs(VoxCast - "
-                     "pydicom + numpy window)", value=max(diffs), limit=1.0, unit="grey levels"))
+                     "pydicom + numpy window)", value=float(np.max(diffs)), limit=1.0,
+                unit="grey levels"))
             report.guards.append(Guard(name=f"sessions {n}: inputs without an answer",
                                        value=len(r["problems"]), limit=0.0))
             out.append({"sessions": n, **r})
@@ -315,13 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "centres, VoxCast's half a slice further out).",
         "Sessions share the machine's cores with each other and with the benchmark client.",
     ]
-    json_path, md_path = report.write(args.out)
-    print(f"{report.summary}\nwrote {json_path} and {md_path} ({report.facts['total run s']} s)")
-    if not report.guard_passed:
-        print("guard failed: " + "; ".join(g.name for g in report.guards if not g.passed),
-              file=sys.stderr)
-        return 1
-    return 0
+    return report.finish(args.out, f"{report.summary}\n({report.facts['total run s']} s)")
 
 
 if __name__ == "__main__":

@@ -463,17 +463,23 @@ async def measure(server: Server, plan: dict[str, Any]) -> Result:
     return details
 
 
+def picture_diff(picture: np.ndarray | None, reference: np.ndarray) -> float:
+    """Max abs grey-level difference of a decoded picture from ``reference``; NaN when there
+    is no picture or it has another shape."""
+    if picture is None or picture.shape != reference.shape:
+        return float("nan")
+    return float(np.abs(picture.astype(float) - reference).max())
+
+
 def first_image_guards(details: Result, reference: np.ndarray) -> list[common.Guard]:
     """Every first lossless picture the server sent (cold and warm) against the naive path's
     own rendering of the same slice and window (pydicom pixels, numpy windowing)."""
     guards = []
     for key, runs in details["first_image"].items():
-        diffs = [float(np.abs(r["picture"].astype(float) - reference).max())
-                 if r["picture"] is not None and r["picture"].shape == reference.shape
-                 else float("nan") for r in runs]
+        diffs = [picture_diff(r["picture"], reference) for r in runs]
         guards.append(common.Guard(
             name=f"first lossless picture, {key}: max abs(VoxCast - pydicom + numpy window) "
-                 f"over {len(runs)} sessions", value=max(diffs, default=float("nan")),
+                 f"over {len(runs)} sessions", value=float(np.max(diffs)) if diffs else float("nan"),
             limit=1.0, unit="grey levels"))
     return guards
 
@@ -524,13 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     report.facts.update({"load average at end": common.load_average(),
                          "total run s": round(time.perf_counter() - t_start, 1)})
     report.notes.extend(NOTES)
-    json_path, md_path = report.write(args.out)
-    print(f"{report.summary}\nwrote {json_path} and {md_path} ({report.facts['total run s']} s)")
-    if not report.guard_passed:
-        print("guard failed: " + "; ".join(g.name for g in report.guards if not g.passed),
-              file=sys.stderr)
-        return 1
-    return 0
+    return report.finish(args.out, f"{report.summary}\n({report.facts['total run s']} s)")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def missing_tools(suites: list[str]) -> list[str]:
     return missing
 
 
-def run_suite(name: str, args: argparse.Namespace, position: int) -> SuiteRun:
+def run_suite(name: str, args: argparse.Namespace) -> SuiteRun:
     """One suite in its own process; its "» " lines drive a progress bar."""
     from tqdm import tqdm
 
@@ -111,7 +111,7 @@ def run_suite(name: str, args: argparse.Namespace, position: int) -> SuiteRun:
     (out / f"{name}.json").unlink(missing_ok=True)
     t0 = time.perf_counter()
     with log_path.open("w") as log, tqdm(total=None, desc=f"{name:<9}", unit="step",
-                                         position=position, leave=True, dynamic_ncols=True,
+                                         leave=True, dynamic_ncols=True,
                                          disable=args.no_progress) as bar:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1, cwd=common.REPO,
@@ -248,9 +248,9 @@ def report_markdown(results: dict[str, Any], plots: dict[str, Path], out: Path) 
                       ""]
         lines += [f"- {n}" for n in s["notes"]] + ([""] if s["notes"] else [])
     lines += ["## How to read and reproduce", "",
-              "Times are wall clock per frame on this machine; the ratios, not the absolute "
-              "numbers, carry over between runs on a shared machine. `benchmarks/results/"
-              "README.md` explains every figure. Reproduce with the command above from a clone "
+              "Times are wall clock per frame on this machine. Compare ratios within one run: "
+              "between two 2-core virtual machines of the same kind they moved by a median "
+              "factor of 1.25. `benchmarks/results/README.md` explains every figure. Reproduce with the command above from a clone "
               "(`make bench` installs VTK, matplotlib and dcmtk first)."]
     return "\n".join(lines) + "\n"
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"voxcast bench ({'quick' if args.quick else 'full'}): {', '.join(suites)} on "
           f"{machine_line(info)}", flush=True)
-    runs = [run_suite(name, args, 0) for name in suites]
+    runs = [run_suite(name, args) for name in suites]
     results = write_results(runs, args, started, info)
     from benchmarks import plots
 
